@@ -1,0 +1,65 @@
+"""List the XNAT projects you can access: ID, name and description, sorted by ID.
+
+Example:  python 1_list_projects.py            (a table)
+          python 1_list_projects.py --csv > projects.csv
+          python 1_list_projects.py --demo     (the bundled sandbox, no account needed)
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+
+import common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = common.base_parser(__doc__)
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON array")
+    output.add_argument("--csv", action="store_true", help="print CSV with a header row")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    common.setup_logging(args)
+    with common.demo_sandbox(args):
+        config = common.resolve_config(args)
+        with common.XnatClient(config) as client:
+            rows = common.list_projects(client)
+    projects = [{"id": row.get("ID", ""), "name": row.get("name", ""),
+                 "description": " ".join(row.get("description", "").split()),
+                 "secondary_id": row.get("secondary_ID", ""),
+                 "pi": " ".join(filter(None, [row.get("pi_firstname", ""), row.get("pi_lastname", "")]))}
+                for row in rows]
+    if args.json:
+        json.dump(projects, sys.stdout, indent=2)
+        print()
+    elif args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=["id", "name", "description", "secondary_id", "pi"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(projects)
+    else:
+        print_table(projects)
+    return common.ExitStatus.OK
+
+
+def print_table(projects: list[dict]) -> None:
+    if not projects:
+        common.note("no projects are visible to this user")
+        return
+    id_width = max(len("ID"), *(len(p["id"]) for p in projects))
+    name_width = max(len("NAME"), *(len(p["name"]) for p in projects))
+    # Cut descriptions to the terminal's width only when a person is reading.
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    for project in [{"id": "ID", "name": "NAME", "description": "DESCRIPTION"}] + projects:
+        line = f"{project['id']:<{id_width}}  {project['name']:<{name_width}}  {project['description']}"
+        print(line[:width].rstrip() if width else line.rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

@@ -1,0 +1,70 @@
+"""Download one scan's files into downloaded_data/scan-<ID>_<type>/.
+
+Every file of the scan's DICOM resource (or --resource) is fetched, several at once, checked
+against the server's size and MD5, and kept under its server name. Running the same command
+again resumes: verified files are not fetched twice.
+
+Example:  python 3_download_single_scan.py --subject sub-01 --session sub-01_ses-1 --scan 2
+          python 3_download_single_scan.py --demo
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import common
+
+SUBJECT = None      # label or ID; None takes the first subject (natural order)
+SESSION = None      # label or ID; None takes the subject's first session with the resource
+SCAN = None         # scan ID; None takes the session's first scan with the resource
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = common.base_parser(__doc__)
+    which = parser.add_argument_group("which scan")
+    which.add_argument("--subject", default=SUBJECT, metavar="LABEL")
+    which.add_argument("--session", default=SESSION, metavar="LABEL")
+    which.add_argument("--scan", default=SCAN, metavar="ID")
+    common.add_download_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    common.setup_logging(args)
+    with common.demo_sandbox(args):
+        config = common.resolve_config(args)
+        with common.XnatClient(config, args.workers, args.retries, args.timeout) as client:
+            subjects = common.list_project(client, config.project)
+            # A session label alone is looked up across the project.
+            subject = (common.find_subject(subjects, args.subject, config.project)
+                       if args.subject or not args.session else None)
+            session, files = common.pick_session(client, subjects, subject, args.session,
+                                                 args.resource, config.project)
+            scan = pick_scan(session, files, args.scan, args.resource)
+            job = common.Job(session, [scan], files,
+                             lambda scan: config.output_dir / common.scan_folder_name(scan))
+            return common.download_jobs(client, config, [job], args.resource, args.workers,
+                                        args.dry_run)
+
+
+def pick_scan(session: common.Session, files: dict, wanted: str | None, resource: str) -> common.Scan:
+    """The scan asked for, or the first (natural order) with the resource."""
+    with_files = common.scans_with_files(session, files)
+    if wanted is None:
+        if not with_files:
+            raise common.XnatError(f"no scan of session {session.label} has a {resource} resource; "
+                                   f"scans there: {common.describe_scans(session.scans)}")
+        return with_files[0]
+    for scan in with_files:
+        if scan.id == wanted:
+            return scan
+    if any(scan.id == wanted for scan in session.scans):
+        raise common.XnatError(f"scan {wanted} of session {session.label} has no {resource} "
+                               f"resource; scans with one: {common.describe_scans(with_files)}")
+    raise common.XnatError(f"scan {wanted} not found in session {session.label}; scans there: "
+                           f"{common.describe_scans(session.scans)}")
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

@@ -1,0 +1,402 @@
+"""3_download_single_scan.py and 4_download_session.py against the sandbox: bytes, layout,
+filters, sessions and shards, dry runs, resume, and the faults a real network brings."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from cli import data_files_below, md5_of, run_script, script_env, start_script
+
+from common import natural_key, safe_relative_path, scan_folder_name, Scan
+
+SESSION_SCRIPT = "4_download_session.py"
+SCAN_SCRIPT = "3_download_single_scan.py"
+
+
+def find_session(sandbox, label, project="DEMO"):
+    for subject in sandbox.catalog.projects[project].subjects:
+        for session in subject.sessions:
+            if session.label == label:
+                return session
+    raise KeyError(label)
+
+
+def expected_files(session, resource="DICOM", scan_ids=None) -> dict[str, bytes]:
+    """Relative path below the session folder -> the bytes the sandbox serves."""
+    expected = {}
+    for scan in session.scans:
+        if scan_ids is not None and scan.id not in scan_ids:
+            continue
+        folder = scan_folder_name(Scan(id=scan.id, type=scan.type))
+        for res in scan.resources:
+            if res.label == resource:
+                for file in res.files:
+                    expected[f"{folder}/{safe_relative_path(file.name)}"] = file.data()
+    return expected
+
+
+def assert_downloaded(folder: Path, expected: dict[str, bytes]) -> None:
+    on_disk = data_files_below(folder)
+    assert sorted(on_disk) == sorted(expected)
+    for name, data in expected.items():
+        assert on_disk[name].read_bytes() == data, name
+
+
+def file_gets(sandbox):
+    return sandbox.file_requests()
+
+
+# --- what lands on disk ------------------------------------------------------------------------
+
+def test_default_session_downloads_every_dicom_file_byte_for_byte(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    session = find_session(sandbox, "sub-2_ses-1")   # first subject, natural order
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1", expected_files(session))
+    assert "skipped scan 4 (localizer): no DICOM resource" in result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    count = len(expected_files(session))
+    assert summary.startswith(f"{count} files (")
+    assert "0 failed" in summary and "downloaded_data" in summary
+
+
+def test_manifest_records_the_source_and_every_verified_file(sandbox, tmp_path):
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    session = find_session(sandbox, "sub-2_ses-1")
+    scan = session.scans[0]
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1" / scan_folder_name(Scan(scan.id, scan.type))
+    manifest = json.loads((folder / ".xnat-manifest.json").read_text())
+    assert manifest["source"] == {"server": sandbox.url, "project": "DEMO", "subject": "sub-2",
+                                  "session": "sub-2_ses-1", "session_id": session.id,
+                                  "scan": scan.id, "type": scan.type, "resource": "DICOM"}
+    dicom = next(r for r in scan.resources if r.label == "DICOM")
+    assert {name: (entry["size"], entry["md5"]) for name, entry in manifest["files"].items()} == {
+        f.name: (f.size, f.md5) for f in dicom.files}
+    assert sandbox.password not in json.dumps(manifest)
+
+
+def test_sub_folders_of_a_resource_are_kept(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--subject", "sub-3", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    session = find_session(sandbox, "sub-3_ses-1")
+    expected = expected_files(session)
+    assert any("/secondary/" in name for name in expected)
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-3_ses-1", expected)
+
+
+def test_single_scan_goes_to_its_own_folder(sandbox, tmp_path):
+    result = run_script(SCAN_SCRIPT, "--subject", "sub-10", "--session", "sub-10_ses-2", "--scan", "2",
+                        cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    session = find_session(sandbox, "sub-10_ses-2")
+    expected = expected_files(session, scan_ids={"2"})
+    assert_downloaded(tmp_path / "downloaded_data", expected)
+
+
+def test_single_scan_defaults_to_the_first_scan_with_dicom(sandbox, tmp_path):
+    result = run_script(SCAN_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    session = find_session(sandbox, "sub-2_ses-1")
+    first = sorted((s for s in session.scans if any(r.label == "DICOM" for r in s.resources)),
+                   key=lambda s: natural_key(s.id))[0]
+    assert_downloaded(tmp_path / "downloaded_data", expected_files(session, scan_ids={first.id}))
+
+
+def test_session_label_alone_is_found_across_the_project(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--session", "sub-10_ses-2", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-10_ses-2",
+                      expected_files(find_session(sandbox, "sub-10_ses-2")))
+
+
+def test_workers_1_is_sequential_and_gives_the_same_files(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--workers", "1", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1",
+                      expected_files(find_session(sandbox, "sub-2_ses-1")))
+
+
+# --- filters ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, scan_ids", [
+    (["--scan-types", "t1"], {"1"}),
+    (["--scan-types", "T1", "func_rest"], {"1", "3"}),
+    (["--scan-types", "*bold*"], {"3"}),            # matches the series description
+    (["--scan-types", "T*"], {"1", "2"}),
+    (["--scans", "2", "3"], {"2", "3"}),
+    (["--scans", "1", "2", "--scan-types", "T2"], {"2"}),
+])
+def test_filters_keep_only_matching_scans(sandbox, tmp_path, args, scan_ids):
+    result = run_script(SESSION_SCRIPT, "--subject", "sub-2", *args, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1",
+                      expected_files(find_session(sandbox, "sub-2_ses-1"), scan_ids=scan_ids))
+
+
+def test_a_filter_that_matches_nothing_names_the_types_there(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--scan-types", "dwi", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("4_download_session.py: error: no scan in session sub-2_ses-1 matches "
+                           "--scan-types dwi; types there: ")
+    assert "T1" in line and "func_rest" in line
+    assert not (tmp_path / "downloaded_data").exists()
+
+
+def test_a_missing_scan_id_names_the_scans_there(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--scans", "99", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert "scan 99 not found in session sub-2_ses-1; scans there: 1 (T1)" in result.stderr
+
+
+def test_missing_session_and_scan_are_named(sandbox, tmp_path):
+    result = run_script(SCAN_SCRIPT, "--subject", "sub-2", "--session", "nope", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert "session nope not found for subject sub-2 in project DEMO; sessions there: sub-2_ses-1" \
+        in result.stderr
+    result = run_script(SCAN_SCRIPT, "--scan", "4", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert "scan 4 of session sub-2_ses-1 has no DICOM resource" in result.stderr
+
+
+# --- many sessions ------------------------------------------------------------------------------
+
+def all_demo_files(sandbox, labels=None) -> dict[str, bytes]:
+    expected = {}
+    for subject in sandbox.catalog.projects["DEMO"].subjects:
+        for session in subject.sessions:
+            if labels is None or session.label in labels:
+                for name, data in expected_files(session).items():
+                    expected[f"session-{session.label}/{name}"] = data
+    return expected
+
+
+def test_all_sessions_of_the_project(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--all-sessions", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(tmp_path / "downloaded_data", all_demo_files(sandbox))
+
+
+def test_all_sessions_of_one_subject(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-10", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(tmp_path / "downloaded_data",
+                      all_demo_files(sandbox, {"sub-10_ses-1", "sub-10_ses-2"}))
+
+
+def test_shards_together_are_the_whole_with_no_overlap(sandbox, tmp_path):
+    seen: dict[str, int] = {}
+    for k in (1, 2, 3):
+        out = tmp_path / f"shard{k}"
+        result = run_script(SESSION_SCRIPT, "--all-sessions", "--shard", f"{k}/3", "--output-dir", str(out),
+                            cwd=tmp_path, sandbox=sandbox)
+        assert result.returncode == 0, result.stderr
+        for session_folder in out.iterdir():
+            seen[session_folder.name] = seen.get(session_folder.name, 0) + 1
+    every = {f"session-{s.label}" for subj in sandbox.catalog.projects["DEMO"].subjects for s in subj.sessions}
+    assert set(seen) == every and set(seen.values()) == {1}
+
+
+def test_an_empty_shard_exits_0_with_a_note(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--shard", "9/9", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert "shard 9/9 has no session to download" in result.stderr
+
+
+def test_shard_without_all_sessions_is_a_usage_error(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--shard", "1/2", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 2
+
+
+def test_dry_run_writes_nothing_and_fetches_no_file(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "downloaded_data").exists()
+    assert file_gets(sandbox) == []
+    expected = expected_files(find_session(sandbox, "sub-2_ses-1"))
+    assert f"would download {len(expected)} files" in result.stdout
+
+
+# --- resume ------------------------------------------------------------------------------------
+
+def test_a_complete_download_repeated_fetches_no_file(sandbox, tmp_path):
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    sandbox.clear_log()
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert file_gets(sandbox) == []
+    count = len(expected_files(find_session(sandbox, "sub-2_ses-1")))
+    assert result.stderr.strip().splitlines()[-1].startswith(f"0 files (0 B) downloaded, {count} already present")
+
+
+def test_resume_fetches_only_what_is_missing_or_wrong(sandbox, tmp_path):
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    files = sorted(data_files_below(folder).values())
+    files[0].unlink()                                  # lost
+    files[1].write_bytes(b"not the scan")              # damaged
+    sandbox.clear_log()
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert len(file_gets(sandbox)) == 2
+    assert_downloaded(folder, expected_files(find_session(sandbox, "sub-2_ses-1")))
+
+
+def test_a_leftover_part_file_is_continued_or_replaced(sandbox, tmp_path):
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    victim = sorted(data_files_below(folder).values())[0]
+    data = victim.read_bytes()
+    victim.unlink()
+    victim.with_name(victim.name + ".part").write_bytes(data[: len(data) // 2])
+    sandbox.clear_log()
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert victim.read_bytes() == data
+    assert not victim.with_name(victim.name + ".part").exists()
+
+
+# --- faults on the way --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", [
+    {"status": 503, "status_count": 3},
+    {"status": 500, "status_count": 3},
+    {"throttle_count": 3, "retry_after": 0},
+    {"reset_count": 3},
+    {"short_count": 3},
+    {"corrupt_count": 3},
+])
+def test_transient_faults_are_retried_until_every_file_is_right(sandbox, tmp_path, fault):
+    for name, value in fault.items():
+        setattr(sandbox.faults, name, value)
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    expected = expected_files(find_session(sandbox, "sub-2_ses-1"))
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1", expected)
+    assert not list((tmp_path / "downloaded_data").rglob("*.part"))
+    assert len(file_gets(sandbox)) == len(expected) + 3   # each fault cost exactly one retry
+
+
+def test_retry_after_is_respected(sandbox, tmp_path):
+    sandbox.faults.throttle_count = 1
+    sandbox.faults.retry_after = 1
+    started = time.monotonic()
+    result = run_script(SESSION_SCRIPT, "--workers", "1", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    throttled = [e for e in sandbox.log if e.status == 429]
+    retried_at = [e for e in sandbox.log if e.path == throttled[0].path and e.status == 200]
+    assert throttled and retried_at
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_file_that_stays_wrong_fails_the_run_after_the_others_arrive(sandbox, tmp_path):
+    session = find_session(sandbox, "sub-2_ses-1")
+    victim = session.scans[1].resources[0].files[0]
+    sandbox.faults.match = victim.name
+    sandbox.faults.corrupt_count = -1
+    result = run_script(SESSION_SCRIPT, "--retries", "2", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert "MD5 digest did not match" in result.stderr and victim.name in result.stderr
+    assert "1 file(s) could not be downloaded" in result.stderr.strip().splitlines()[-1]
+    expected = expected_files(session)
+    missing = [name for name in expected if name.endswith(victim.name)]
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    assert sorted(data_files_below(folder)) == sorted(set(expected) - set(missing))
+    assert not list(folder.rglob("*.part"))
+    # The fault heals: the next run fetches only that file.
+    sandbox.faults.corrupt_count = 0
+    sandbox.clear_log()
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert len(file_gets(sandbox)) == 1
+    assert_downloaded(folder, expected)
+
+
+def test_a_file_the_server_cannot_find_is_listed_as_failed(sandbox, tmp_path):
+    sandbox.faults.missing_count = 1
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert "404" in result.stderr and "failed: " in result.stderr
+
+
+def test_an_expired_session_logs_in_again_and_carries_on(sandbox, tmp_path):
+    sandbox.faults.expire_after = 5
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert any(e.status == 401 for e in sandbox.log)
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1",
+                      expected_files(find_session(sandbox, "sub-2_ses-1")))
+
+
+def test_a_stalled_transfer_times_out_and_is_retried(sandbox, tmp_path):
+    sandbox.faults.stall_count = 1
+    sandbox.faults.stall_seconds = 30
+    result = run_script(SESSION_SCRIPT, "--timeout", "1", "--verbose", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert "the server stopped answering (timed out)" in result.stderr
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1",
+                      expected_files(find_session(sandbox, "sub-2_ses-1")))
+
+
+# --- interruptions and company -----------------------------------------------------------------
+
+def test_ctrl_c_exits_130_and_a_rerun_completes(sandbox, tmp_path):
+    sandbox.faults.stall_count = -1
+    sandbox.faults.stall_seconds = 60
+    process = start_script(SESSION_SCRIPT, "--workers", "2", cwd=tmp_path,
+                           env=script_env(tmp_path, sandbox))
+    deadline = time.monotonic() + 20
+    while not list(tmp_path.rglob("*.part")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.rglob("*.part")), "the download never started"
+    time.sleep(0.2)   # the workers are now inside stalled bodies
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "4_download_session.py: interrupted; running the same command again resumes where it stopped")
+    assert "Traceback" not in stderr
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    expected = expected_files(find_session(sandbox, "sub-2_ses-1"))
+    for name, path in data_files_below(folder).items():   # nothing partial under a final name
+        if not name.endswith(".part"):
+            assert path.read_bytes() == expected[name]
+    sandbox.faults.stall_count = 0
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(folder, expected)
+
+
+def test_two_downloads_into_one_folder_end_with_one_verified_copy(sandbox, tmp_path):
+    sandbox.faults.latency = 0.02
+    env = script_env(tmp_path, sandbox)
+    first = start_script(SESSION_SCRIPT, "--workers", "2", cwd=tmp_path, env=env)
+    second = start_script(SESSION_SCRIPT, "--workers", "2", cwd=tmp_path, env=env)
+    for process in (first, second):
+        process.communicate(timeout=60)
+        assert process.returncode == 0
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    assert_downloaded(folder, expected_files(find_session(sandbox, "sub-2_ses-1")))
+    manifest_files = set()
+    for manifest in folder.rglob(".xnat-manifest.json"):
+        data = json.loads(manifest.read_text())
+        manifest_files |= {f"{manifest.parent.name}/{name}" for name in data["files"]}
+    assert manifest_files == set(expected_files(find_session(sandbox, "sub-2_ses-1")))
+
+
+def test_a_folder_holding_another_scans_data_is_never_written_into(sandbox, tmp_path):
+    # Scan 1 of two sessions shares a folder name in the single-scan layout.
+    first = run_script(SCAN_SCRIPT, "--subject", "sub-10", "--session", "sub-10_ses-1", "--scan", "1",
+                       cwd=tmp_path, sandbox=sandbox)
+    assert first.returncode == 0, first.stderr
+    before = {name: md5_of(path) for name, path in data_files_below(tmp_path / "downloaded_data").items()}
+    second = run_script(SCAN_SCRIPT, "--subject", "sub-10", "--session", "sub-10_ses-2", "--scan", "1",
+                        cwd=tmp_path, sandbox=sandbox)
+    assert second.returncode == 1
+    assert "holds another scan's data" in second.stderr and "--output-dir" in second.stderr
+    after = {name: md5_of(path) for name, path in data_files_below(tmp_path / "downloaded_data").items()}
+    assert after == before

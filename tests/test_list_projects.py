@@ -1,0 +1,63 @@
+"""1_list_projects.py against the sandbox: table, JSON and CSV, and its errors."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from cli import run_script, script_env
+
+SCRIPT = "1_list_projects.py"
+
+
+def visible_projects(sandbox, user):
+    return sorted(p.id for p in sandbox.catalog.projects.values()
+                  if p.accessibility != "private" or user in p.members)
+
+
+def test_json_lists_every_visible_project_with_its_fields(sandbox, tmp_path):
+    result = run_script(SCRIPT, "--json", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    projects = json.loads(result.stdout)
+    assert [p["id"] for p in projects] == visible_projects(sandbox, "demo")
+    demo = next(p for p in projects if p["id"] == "DEMO")
+    catalog = sandbox.catalog.projects["DEMO"]
+    assert demo["name"] == catalog.name
+    assert demo["pi"] == f"{catalog.pi_firstname} {catalog.pi_lastname}"
+    assert set(demo) == {"id", "name", "description", "secondary_id", "pi"}
+
+
+def test_csv_has_a_header_and_the_same_rows_as_json(sandbox, tmp_path):
+    as_json = json.loads(run_script(SCRIPT, "--json", cwd=tmp_path, sandbox=sandbox).stdout)
+    result = run_script(SCRIPT, "--csv", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert list(csv.DictReader(io.StringIO(result.stdout))) == as_json
+
+
+def test_table_shows_ids_and_names_and_nothing_on_stdout_but_data(sandbox, tmp_path):
+    result = run_script(SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "NAME", "DESCRIPTION"]
+    assert [line.split()[0] for line in lines[1:]] == visible_projects(sandbox, "demo")
+
+
+def test_the_outsider_does_not_see_the_private_project(sandbox, tmp_path):
+    env = script_env(tmp_path, sandbox, XNAT_USER=sandbox.outsider, XNAT_PASS=sandbox.outsider_password)
+    result = run_script(SCRIPT, "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    ids = [p["id"] for p in json.loads(result.stdout)]
+    assert "PRIVATE" not in ids and "OPEN" in ids
+
+
+def test_alias_token_logs_in_like_a_password(sandbox, tmp_path):
+    env = script_env(tmp_path, sandbox, XNAT_USER=sandbox.alias, XNAT_PASS=sandbox.alias_secret)
+    result = run_script(SCRIPT, "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "DEMO" in [p["id"] for p in json.loads(result.stdout)]
+
+
+def test_demo_mode_needs_no_account(tmp_path):
+    result = run_script(SCRIPT, "--demo", "--json", cwd=tmp_path, env=script_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "DEMO" in [p["id"] for p in json.loads(result.stdout)]
