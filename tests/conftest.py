@@ -1,0 +1,38 @@
+"""Shared fixtures: sandboxes started for a test and stopped after it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from sandbox import Sandbox  # noqa: E402  (needs the path above)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A started sandbox with the demo data and no faults."""
+    with Sandbox() as started:
+        yield started
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """Start sandboxes with any Sandbox(...) arguments; all are stopped after the test."""
+    started: list[Sandbox] = []
+
+    def make(**kwargs: Any) -> Sandbox:
+        instance = Sandbox(**kwargs).start()
+        started.append(instance)
+        return instance
+
+    yield make
+    for instance in started:
+        instance.stop()
