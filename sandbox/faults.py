@@ -77,6 +77,9 @@ class Faults:
         self._random.seed(self.status_seed)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        # A misspelt knob would otherwise switch nothing on and let a fault test pass vacuously.
+        if not name.startswith("_") and name not in self.__dataclass_fields__:
+            raise AttributeError(f"Faults has no knob {name!r}")
         super().__setattr__(name, value)
         # Assigning a count re-arms it; the private fields may not exist yet during __init__.
         if (name.endswith("_count") or name == "expire_after") and "_used" in self.__dict__:
