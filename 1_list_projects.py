@@ -52,13 +52,10 @@ def print_table(projects: list[dict]) -> None:
     if not projects:
         common.note("no projects are visible to this user")
         return
-    id_width = max(len("ID"), *(len(p["id"]) for p in projects))
-    name_width = max(len("NAME"), *(len(p["name"]) for p in projects))
-    # Cut descriptions to the terminal's width only when a person is reading.
+    rows = [["ID", "NAME", "DESCRIPTION"]] + [[p["id"], p["name"], p["description"]] for p in projects]
+    # Cut long descriptions to the terminal's width only when a person is reading.
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    for project in [{"id": "ID", "name": "NAME", "description": "DESCRIPTION"}] + projects:
-        line = f"{project['id']:<{id_width}}  {project['name']:<{name_width}}  {project['description']}"
-        print(line[:width].rstrip() if width else line.rstrip())
+    common.print_columns(rows, width=width)
 
 
 if __name__ == "__main__":

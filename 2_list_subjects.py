@@ -89,7 +89,7 @@ def print_subject(subject: common.Subject, project: str) -> None:
         rows += [[scan.id, scan.type, scan.series_description, scan.quality,
                   str(scan.files or 0), common.human_size(scan.bytes) if scan.files else "-"]
                  for scan in session.scans]
-        print_columns(rows, indent="  ")
+        common.print_columns(rows, indent="  ")
 
 
 def print_sessions(subjects: list[common.Subject]) -> None:
@@ -101,13 +101,7 @@ def print_sessions(subjects: list[common.Subject]) -> None:
                          str(len(session.scans)), " ".join(types)])
         if not subject.sessions:
             rows.append([subject.label, "-", "", "", "0", ""])
-    print_columns(rows)
-
-
-def print_columns(rows: list[list[str]], indent: str = "") -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    common.print_columns(rows)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ LOCK_NAME = ".xnat-lock"
 CHUNK_SIZE = 1024 * 1024
 MAX_RETRY_WAIT = 60.0
 MANIFEST_FLUSH_SECONDS = 2.0
+LOGOUT_TIMEOUT = 1.0
 
 log = logging.getLogger("xnat_download")
 
@@ -90,7 +91,9 @@ _REGISTERED_SECRETS: set[str] = set()
 
 def redact(text: str) -> str:
     for secret in _secrets():
-        if secret:
+        # A secret of a few characters would turn ordinary words into asterisks; it is also far
+        # too weak to be a real token, whose secrets run to dozens of characters.
+        if len(secret) >= 4:
             text = text.replace(secret, "********")
     return text
 
@@ -338,7 +341,8 @@ def demo_sandbox(args: argparse.Namespace) -> Iterator[None]:
     from sandbox import Sandbox  # only the demo needs it (and pydicom)
 
     with Sandbox() as server:
-        args.server, args.project, args.user = server.url, "DEMO", server.user
+        args.server, args.user = server.url, server.user
+        args.project = args.project or "DEMO"
         args.demo_secret = server.password
         note(f"Demo: a sandbox XNAT serves the demo project at {server.url}", args.quiet)
         yield
@@ -386,18 +390,35 @@ class XnatClient:
             session = xnat.connect(self.server, user=self.config.user, password=self.config.secret,
                                    no_parse_model=True, logger=xnatpy_log,
                                    default_timeout=self.timeout, pilot_timeout=min(self.timeout, 30))
-        except xnat.exceptions.XNATLoginFailedError:
-            raise self.auth_error() from None
         except xnat.exceptions.XNATAuthError:
-            raise self.auth_error() from None
+            raise self.refused_login() from None
         except requests.RequestException as error:
             raise XnatError(describe_network_error(self.host, error)) from None
         except xnat.exceptions.XNATError as error:
             raise XnatError(f"logging in to {self.host} failed: {error}") from None
+        except ValueError as error:
+            # xnatpy took a page (the login page a redirect led to) for a session ID.
+            log.debug("xnatpy could not log in: %s", error)
+            raise self.refused_login() from None
         # Our requests log in again when the session expires; xnatpy's background heartbeat would
         # instead print a traceback from its thread.
         session.keepalive = False
         return session
+
+    def refused_login(self) -> XnatError:
+        """Wrong credentials, or no XNAT at this address at all (a path prefix missing or extra):
+        one request without credentials tells which."""
+        probe = self.url("/data/JSESSION")
+        try:
+            with requests.get(probe, timeout=min(self.timeout, 30)) as response:
+                status = response.status_code
+        except requests.RequestException:
+            return self.auth_error()
+        if status == 404:
+            return XnatError(f"no XNAT answers at {self.server}: {urlsplit(probe).path} was not "
+                             f"found (404); check the server address, including its path prefix if "
+                             f"XNAT sits below one (such as /xnat)")
+        return self.auth_error()
 
     def auth_error(self, detail: str = "") -> AuthError:
         return AuthError(
@@ -405,6 +426,9 @@ class XnatClient:
             f"the alias token (credentials read from {self.config.credentials_from})")
 
     def close(self) -> None:
+        """Log out. A courtesy to the server, so never waited for long: a slow server must not
+        hold up the end of a run, least of all one stopped with Ctrl-C."""
+        self._xnat.request_timeout = min(self.timeout, LOGOUT_TIMEOUT)
         with contextlib.suppress(Exception):
             self._xnat.disconnect()
 
@@ -462,6 +486,7 @@ class XnatClient:
             if attempt:
                 time.sleep(backoff(attempt, self.retry_wait, retry_after))
             retry_after = None
+            generation = self._login_generation
             try:
                 response = self.request(path, params=params)
             except requests.RequestException as error:
@@ -481,6 +506,9 @@ class XnatClient:
             except ValueError as error:
                 last_problem = f"{self.host} sent an unusable listing for {path}: {error}"
                 log.debug(last_problem)
+                if shows_login_form(response):
+                    # Some sites answer an expired session with their login page and a 200.
+                    self.relogin(generation)
         raise XnatError(f"{last_problem} (after {self.retries + 1} attempts)")
 
 
@@ -493,6 +521,11 @@ class NotFound(XnatError):
 def lands_on_login_page(response: requests.Response) -> bool:
     """An expired session may be redirected to the login page instead of getting a 401."""
     return bool(response.history) and "login" in response.url.lower()
+
+
+def shows_login_form(response: requests.Response) -> bool:
+    """The answer is a page with a password field: a login page, not data."""
+    return re.search(rb"<input[^>]+type=[\"']?password", response.content, re.I) is not None
 
 
 def parse_result_set(response: requests.Response) -> list[dict]:
@@ -619,9 +652,13 @@ def list_project(client: XnatClient, project: str) -> list[Subject]:
     """Every subject, session and scan of a project, in two requests however big it is."""
     try:
         subject_rows = client.get_listing(f"/data/projects/{project}/subjects")
-    except NotFound:
+    except NotFound as error:
+        # A protected project is listed to everyone but answers 403 to non-members; a private
+        # one answers 404, as if it did not exist.
+        why = ("this user may not read its data (403): ask one of its owners for access"
+               if error.status == 403 else "1_list_projects.py shows the projects you can access")
         raise XnatError(f"project {project} not found or not accessible at {client.host} "
-                        f"(1_list_projects.py shows the projects you can access)") from None
+                        f"({why})") from None
     subjects = {row.get("ID", ""): Subject(id=row.get("ID", ""), label=row.get("label", ""))
                 for row in subject_rows}
     columns = ("ID", "label", "subject_ID", "subject_label", "date", "xsiType") + SCAN_COLUMNS
@@ -802,12 +839,12 @@ def safe_relative_path(name: str) -> str:
 
 
 def scan_folder_name(scan: Scan) -> str:
-    kind = UNSAFE_CHARACTERS.sub("_", scan.type)
-    return f"scan-{safe_component(scan.id)}" + (f"_{kind}" if kind else "")
+    # Cleaned as one name, so that a long type is cut like a long file name, not refused by the disk.
+    return safe_component(f"scan-{scan.id}" + (f"_{scan.type}" if scan.type else ""))
 
 
 def session_folder_name(session: Session) -> str:
-    return f"session-{safe_component(session.label)}"
+    return safe_component(f"session-{session.label}")
 
 
 def inside(folder: Path, path: Path) -> bool:
@@ -849,19 +886,22 @@ def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, re
               "session": session.label, "session_id": session.id, "scan": scan.id,
               "type": scan.type, "resource": resource}
     plan = ScanPlan(session=session, scan=scan, folder=folder, source=source)
-    taken: set[str] = set()
+    cleaned: list[tuple[RemoteFile, str]] = []
     # Sorted so that, when two names clean up to the same one, the same file keeps the plain name
     # on every run.
     for remote in sorted(files, key=lambda f: f.path):
         try:
-            relative = safe_relative_path(remote.path)
+            cleaned.append((remote, safe_relative_path(remote.path)))
         except UnsafeName as error:
             plan.refused.append((remote.path, str(error)))
-            continue
-        if relative.casefold() in taken:
-            stem, dot, suffix = relative.rpartition(".")
-            tag = hashlib.md5(remote.path.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-            relative = f"{stem}_{tag}.{suffix}" if dot and "/" not in suffix else f"{relative}_{tag}"
+    # Every sub-folder is taken from the start: a file named like a folder ('a' beside 'a/b.dcm')
+    # would otherwise stop the whole download when the folder cannot be made.
+    taken: set[str] = set()
+    for _, relative in cleaned:
+        parts = relative.split("/")
+        taken.update("/".join(parts[:end]).casefold() for end in range(1, len(parts)))
+    for remote, relative in cleaned:
+        relative = unique_name(relative, remote.path, taken)
         taken.add(relative.casefold())
         target = folder / relative
         if not inside(output_dir, target):
@@ -869,6 +909,19 @@ def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, re
             continue
         plan.files.append(PlannedFile(remote=remote, relative=relative, target=target))
     return plan
+
+
+def unique_name(relative: str, server_name: str, taken: set[str]) -> str:
+    """The relative path, tagged with a digest of the server's name if a file or folder has it
+    already (case-insensitively: 'a b.dcm' and 'a_b.dcm' clean up to one name)."""
+    candidate, attempt = relative, 0
+    while candidate.casefold() in taken:
+        attempt += 1
+        salted = server_name if attempt == 1 else f"{server_name}\n{attempt}"
+        tag = hashlib.md5(salted.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem, dot, suffix = relative.rpartition(".")
+        candidate = f"{stem}_{tag}.{suffix}" if dot and "/" not in suffix else f"{relative}_{tag}"
+    return candidate
 
 
 # --- Manifest and lock --------------------------------------------------------------------------
@@ -930,8 +983,12 @@ class Manifest:
             data = {"format": 1, "source": self.source,
                     "files": dict(sorted(self.files.items()))}
             temporary = self.path.with_name(self.path.name + ".part")
-            temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(temporary, self.path)
+            try:
+                temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+                os.replace(temporary, self.path)
+            except OSError as error:   # the disk filled up under the data files too
+                remove_quietly(temporary)
+                raise DiskProblem(describe_disk_error(error, self.path.parent)) from None
             self._dirty = False
             self._last_write = time.monotonic()
 
@@ -994,7 +1051,16 @@ class Summary:
         if self.skipped_scans:
             parts.append(f"{len(self.skipped_scans)} skipped")
         parts.append(f"{len(self.failed)} failed")
-        return f"{', '.join(parts)} in {time.monotonic() - self.started:.1f} s -> {folder}"
+        elapsed = time.monotonic() - self.started
+        return f"{', '.join(parts)} in {elapsed:.{2 if elapsed < 10 else 0}f} s -> {folder}"
+
+
+def print_columns(rows: list[list[str]], indent: str = "", width: int | None = None) -> None:
+    """Rows as left-aligned columns on stdout; each line cut to `width` when one is given."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        line = indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))
+        print(line[:width].rstrip() if width else line.rstrip())
 
 
 def human_size(size: int | None) -> str:
@@ -1241,7 +1307,7 @@ def make_folder(folder: Path, output_dir: Path) -> None:
         raise XnatError(f"refused to write to {folder}: it is outside {output_dir}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise XnatError(f"{folder} (or a folder above it) exists and is a file, not a folder; "
                         f"move it or choose another folder with --output-dir") from None
     except OSError as error:
