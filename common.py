@@ -374,6 +374,14 @@ class XnatClient:
                                                 max_retries=0)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
+        # requests reads the environment (proxies, CA bundle) again for every request, which costs
+        # more than the rest of a small file's request. Every request goes to one server, so read
+        # it once, with the same variables and precedence requests itself uses.
+        self.http.proxies = requests.utils.get_environ_proxies(self.server)
+        if self.http.verify is True:
+            self.http.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                                or os.environ.get("CURL_CA_BUNDLE") or True)
+        self.http.trust_env = False
 
     def _login(self):
         import xnat  # deferred: importing xnatpy costs a fifth of a second
@@ -1115,7 +1123,9 @@ class Downloader:
             for plan in plans:
                 for name, why in plan.refused:
                     self.summary.failed.append(f"scan {plan.scan.id} file {name}: {why}")
-                make_folder(plan.folder, self.output_dir)
+                # Every folder once here, rather than a check per file as it is written.
+                for folder in sorted({plan.folder} | {f.target.parent for f in plan.files}):
+                    make_folder(folder, self.output_dir)
                 stack.enter_context(folder_lock(plan.folder, self.quiet))
                 manifest = Manifest(plan.folder, plan.source)
                 manifest.load()
@@ -1216,7 +1226,10 @@ class Downloader:
     def _fetch_once(self, remote: RemoteFile, partial: Path, counted: list[int]) -> tuple[str, int]:
         """Stream the file into `partial`, continuing a leftover .part when the server allows it."""
         md5 = hashlib.md5()
-        offset = partial.stat().st_size if partial.exists() else 0
+        try:
+            offset = partial.stat().st_size
+        except FileNotFoundError:
+            offset = 0
         if remote.size >= 0 and offset >= remote.size:
             remove_quietly(partial)   # complete or overlong leftovers cannot be trusted: refetch
             offset = 0
@@ -1262,7 +1275,6 @@ class Downloader:
     @contextlib.contextmanager
     def _open_for_writing(self, partial: Path, mode: str):
         try:
-            partial.parent.mkdir(parents=True, exist_ok=True)   # sub-folders of the resource
             handle = open(partial, mode)
         except OSError as error:
             raise self._disk_problem(error, partial) from None
