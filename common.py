@@ -960,6 +960,8 @@ class Manifest:
         """Read what an earlier run recorded; XnatError if the folder belongs to another source."""
         if not self.path.exists():
             return
+        if not self.path.is_file():
+            raise XnatError(f"{self.path} is not a file: move it away, then run again")
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             recorded_source, files = data["source"], data["files"]
@@ -1051,6 +1053,7 @@ class Summary:
     present_bytes: int = 0
     skipped_scans: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    refused: int = 0     # of the failed: names refused as unsafe, which no retry will change
     started: float = field(default_factory=time.monotonic)
 
     def line(self, folder: Path) -> str:
@@ -1123,6 +1126,7 @@ class Downloader:
             for plan in plans:
                 for name, why in plan.refused:
                     self.summary.failed.append(f"scan {plan.scan.id} file {name}: {why}")
+                    self.summary.refused += 1
                 # Every folder once here, rather than a check per file as it is written.
                 for folder in sorted({plan.folder} | {f.target.parent for f in plan.files}):
                     make_folder(folder, self.output_dir)
@@ -1206,7 +1210,11 @@ class Downloader:
                     problem = "the MD5 digest did not match the server's"
                 else:
                     mtime_ns = partial.stat().st_mtime_ns
-                    os.replace(partial, target)
+                    try:
+                        os.replace(partial, target)
+                    except OSError as error:   # a folder, say, stands where the file belongs
+                        remove_quietly(partial)
+                        raise FileFailed(f"could not take its name: {error.strerror}") from None
                     manifest.add(planned.relative, size, md5, mtime_ns)
                     self.summary.downloaded += 1
                     self.summary.downloaded_bytes += size
@@ -1467,8 +1475,13 @@ def download_jobs(client: XnatClient, config: Config, jobs: list[Job], resource:
     if summary.failed:
         for failure in summary.failed:
             print(f"  failed: {failure}", file=sys.stderr)
+        retryable = len(summary.failed) - summary.refused
+        advice = ("running the same command again retries them" if not summary.refused else
+                  "their names on the server are unsafe, so they were refused" if not retryable else
+                  f"running the same command again retries the {retryable} not refused for "
+                  f"unsafe names")
         raise XnatError(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
-                        f"running the same command again retries them")
+                        f"{advice}")
     return ExitStatus.OK
 
 

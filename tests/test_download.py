@@ -400,3 +400,29 @@ def test_a_folder_holding_another_scans_data_is_never_written_into(sandbox, tmp_
     assert "holds another scan's data" in second.stderr and "--output-dir" in second.stderr
     after = {name: md5_of(path) for name, path in data_files_below(tmp_path / "downloaded_data").items()}
     assert after == before
+
+
+def test_a_folder_where_a_file_belongs_fails_that_file_only(sandbox, tmp_path):
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    victim = sorted(data_files_below(folder).values())[0]
+    victim.unlink()
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert f"{victim.name}: could not take its name: Is a directory" in result.stderr
+    assert "running the same command again retries them" in result.stderr.splitlines()[-1]
+    assert (victim / "keep.txt").read_text() == "mine"
+
+
+def test_a_manifest_that_is_a_folder_is_reported(sandbox, tmp_path):
+    assert run_script(SESSION_SCRIPT, "--scans", "1", cwd=tmp_path, sandbox=sandbox).returncode == 0
+    manifest = tmp_path / "downloaded_data" / "session-sub-2_ses-1" / "scan-1_T1" / ".xnat-manifest.json"
+    manifest.unlink()
+    manifest.mkdir()
+    result = run_script(SESSION_SCRIPT, "--scans", "1", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"4_download_session.py: error: {manifest.relative_to(tmp_path)} is not a file: move it away, "
+        f"then run again")
