@@ -61,3 +61,32 @@ def test_demo_mode_needs_no_account(tmp_path):
     result = run_script(SCRIPT, "--demo", "--json", cwd=tmp_path, env=script_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "DEMO" in [p["id"] for p in json.loads(result.stdout)]
+
+
+def test_a_server_that_is_not_there_is_named_with_the_kind_of_failure(tmp_path):
+    env = script_env(tmp_path, XNAT_HOST="http://127.0.0.1:9", XNAT_USER="demo", XNAT_PASS="demo-password")
+    result = run_script(SCRIPT, cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "1_list_projects.py: error: could not reach 127.0.0.1: the connection was refused; check the "
+        "address and port, or whether the server is up")
+
+
+def test_a_host_name_that_does_not_resolve_is_a_dns_error(tmp_path):
+    env = script_env(tmp_path, XNAT_HOST="https://no-such-host.invalid", XNAT_USER="demo",
+                     XNAT_PASS="demo-password")
+    result = run_script(SCRIPT, cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "1_list_projects.py: error: could not reach no-such-host.invalid: the host name could not "
+        "be resolved (DNS); check the server address")
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_timeout(sandbox, tmp_path):
+    sandbox.faults.latency = 3
+    result = run_script("4_download_session.py", "--timeout", "0.5", "--retries", "0", cwd=tmp_path,
+                        sandbox=sandbox)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "4_download_session.py: error: could not reach 127.0.0.1: the server stopped answering "
+        "(timed out)")
