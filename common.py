@@ -236,6 +236,7 @@ class Config:
     output_dir: Path
     quiet: bool = False
     demo: bool = False
+    started: float = field(default_factory=time.monotonic)   # for the time a summary reports
 
 
 def resolve_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
@@ -1464,6 +1465,7 @@ def download_jobs(client: XnatClient, config: Config, jobs: list[Job], resource:
     if dry_run:
         return show_plans([p for plans in plans_by_job for p in plans], output_dir)
     downloader = Downloader(client, workers, output_dir, config.quiet)
+    downloader.summary.started = config.started
     downloader.summary.skipped_scans.extend(skipped)
     try:
         for plans in plans_by_job:
