@@ -26,6 +26,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Callable, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
@@ -79,18 +80,14 @@ def script_name() -> str:
     return Path(sys.argv[0]).name or "xnat-download"
 
 
-def _secrets() -> set[str]:
-    """Secrets registered by resolve_config, scrubbed from every message we print."""
-    return _REGISTERED_SECRETS
-
-
-# Module state by necessity: a secret can surface in any exception message, and the one place
-# that prints those (run) must know what to scrub without every caller passing it along.
+# Secrets registered by resolve_config, scrubbed from every message we print. Module state by
+# necessity: a secret can surface in any exception message, and the one place that prints those
+# (run) must know what to scrub without every caller passing it along.
 _REGISTERED_SECRETS: set[str] = set()
 
 
 def redact(text: str) -> str:
-    for secret in _secrets():
+    for secret in _REGISTERED_SECRETS:
         # A secret of a few characters would turn ordinary words into asterisks; it is also far
         # too weak to be a real token, whose secrets run to dozens of characters.
         if len(secret) >= 4:
@@ -484,7 +481,7 @@ class XnatClient:
             return response
         raise AssertionError("unreachable")
 
-    def get_listing(self, path: str, params: dict | None = None, what: str = "") -> list[dict]:
+    def get_listing(self, path: str, params: dict | None = None) -> list[dict]:
         """The rows of a JSON listing, retried on network trouble and 429/5xx.
 
         404 and 403 become XnatError(status) for the caller to explain with context.
@@ -1167,21 +1164,19 @@ class Downloader:
         """Already on disk and verified: by the manifest if the file is untouched, else by digest."""
         remote, target = planned.remote, planned.target
         try:
-            stat = target.stat()
-        except FileNotFoundError:
+            info = target.stat()
+        except (FileNotFoundError, NotADirectoryError):
             return False
-        except NotADirectoryError:
-            return False
-        if remote.size >= 0 and stat.st_size != remote.size:
+        if not S_ISREG(info.st_mode) or (remote.size >= 0 and info.st_size != remote.size):
             return False
         entry = manifest.files.get(planned.relative)
-        if entry and entry.get("mtime_ns") == stat.st_mtime_ns and entry["size"] == stat.st_size \
+        if entry and entry.get("mtime_ns") == info.st_mtime_ns and entry["size"] == info.st_size \
                 and (not remote.md5 or entry["md5"] == remote.md5):
             return True
         md5 = digest_of(target)
         if remote.md5 and md5 != remote.md5:
             return False
-        manifest.add(planned.relative, stat.st_size, md5, stat.st_mtime_ns)
+        manifest.add(planned.relative, info.st_size, md5, info.st_mtime_ns)
         return True
 
     def fetch(self, planned: PlannedFile, manifest: Manifest) -> None:
