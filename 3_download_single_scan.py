@@ -36,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         config = common.resolve_config(args)
         with common.XnatClient(config, args.workers, args.retries, args.timeout) as client:
             subjects = common.list_project(client, config.project)
-            # A session label alone is looked up across the project.
-            subject = (common.find_subject(subjects, args.subject, config.project)
-                       if args.subject or not args.session else None)
+            # Without --subject, a session is looked up (or the first one taken) across the project.
+            subject = common.find_subject(subjects, args.subject, config.project) if args.subject else None
             session, files = common.pick_session(client, subjects, subject, args.session,
                                                  args.resource, config.project)
             scan = pick_scan(session, files, args.scan, args.resource)

@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def one_session_job(client, subjects, args, config) -> tuple[common.Job, list[str]]:
-    subject = (common.find_subject(subjects, args.subject, config.project)
-               if args.subject or not args.session else None)
+    # Without --subject, a session is looked up (or the first one taken) across the project.
+    subject = common.find_subject(subjects, args.subject, config.project) if args.subject else None
     session, files = common.pick_session(client, subjects, subject, args.session, args.resource,
                                          config.project)
     scans = common.scans_with_files(session, files)

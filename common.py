@@ -732,17 +732,19 @@ def find_session(subjects: list[Subject], subject: Subject | None, wanted: str, 
 def pick_session(client: XnatClient, subjects: list[Subject], subject: Subject | None,
                  wanted: str | None, resource: str, project: str
                  ) -> tuple[Session, dict[str, list[RemoteFile]]]:
-    """The session asked for, or the subject's first (natural order) that has the resource;
-    with the resource's files of that session."""
+    """The session asked for (within the subject, if one is given); else the first session, in
+    natural order of subject and session, that has the resource. With its files of the resource."""
     if wanted:
         session = find_session(subjects, subject, wanted, project)
         return session, list_session_files(client, session, resource)
-    for session in subject.sessions:
+    candidates = subject.sessions if subject else [s for subj in subjects for s in subj.sessions]
+    for session in candidates:
         files = list_session_files(client, session, resource)
         if files:
             return session, files
-    raise XnatError(f"no session of subject {subject.label} in project {project} has a "
-                    f"{resource} resource; sessions there: {some(s.label for s in subject.sessions)}")
+    where = f"subject {subject.label} in project {project}" if subject else f"project {project}"
+    raise XnatError(f"no session of {where} has a {resource} resource; sessions there: "
+                    f"{some(s.label for s in candidates)}")
 
 
 def some(names: Iterable[str], limit: int = 12) -> str:
@@ -1234,8 +1236,10 @@ class Downloader:
             offset = partial.stat().st_size
         except FileNotFoundError:
             offset = 0
-        if remote.size >= 0 and offset >= remote.size:
-            remove_quietly(partial)   # complete or overlong leftovers cannot be trusted: refetch
+        # Continue a leftover only where the digest will vouch for the whole file; complete or
+        # overlong leftovers cannot be trusted either.
+        if offset and (not remote.md5 or (remote.size >= 0 and offset >= remote.size)):
+            remove_quietly(partial)
             offset = 0
         headers = {"Accept": "*/*"}   # never image/*: XNAT would convert DICOM to a snapshot
         if offset:

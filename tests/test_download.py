@@ -426,3 +426,35 @@ def test_a_manifest_that_is_a_folder_is_reported(sandbox, tmp_path):
     assert result.stderr.splitlines()[-1] == (
         f"4_download_session.py: error: {manifest.relative_to(tmp_path)} is not a file: move it away, "
         f"then run again")
+
+
+def test_the_default_session_is_the_first_in_the_project_that_has_the_resource(sandbox, tmp_path):
+    first = find_session(sandbox, "sub-2_ses-1")
+    for scan in first.scans:   # the first subject's only session loses its DICOM
+        scan.resources = [r for r in scan.resources if r.label != "DICOM"]
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(tmp_path / "downloaded_data" / "session-sub-3_ses-1",
+                      expected_files(find_session(sandbox, "sub-3_ses-1")))
+    result = run_script(SESSION_SCRIPT, "--subject", "sub-2", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "4_download_session.py: error: no session of subject sub-2 in project DEMO has a DICOM "
+        "resource; sessions there: sub-2_ses-1")
+
+
+def test_without_server_digests_files_are_checked_by_size_and_leftovers_are_not_continued(sandbox, tmp_path):
+    sandbox.faults.no_digest = True
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    expected = expected_files(find_session(sandbox, "sub-2_ses-1"))
+    assert_downloaded(folder, expected)
+    victim = sorted(data_files_below(folder).values())[0]
+    size = victim.stat().st_size
+    victim.unlink()   # a stranger's half file: nothing could tell it apart from ours
+    victim.with_name(victim.name + ".part").write_bytes(b"x" * (size // 2))
+    sandbox.clear_log()
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert_downloaded(folder, expected)
+    assert not any(entry.path.endswith(victim.name) and entry.status == 206 for entry in sandbox.log)
