@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--redirect-count", metavar="N", type=int, default=0, help="answer 302 to the login page")
     faults.add_argument("--missing-count", metavar="N", type=int, default=0, help="answer 404 for files that are listed")
     faults.add_argument("--wrong-size", action="store_true", help="files listings report one byte too many")
+    faults.add_argument("--no-digest", action="store_true", help="files listings give no MD5 digests")
     return parser
 
 
@@ -77,7 +78,8 @@ def faults_from(options: argparse.Namespace) -> Faults:
         reset_count=options.reset_count, short_count=options.short_count, corrupt_count=options.corrupt_count,
         stall_count=options.stall_count, stall_seconds=options.stall_seconds, expire_after=options.expire_after,
         listing=options.listing or "", listing_count=options.listing_count,
-        redirect_count=options.redirect_count, missing_count=options.missing_count, wrong_size=options.wrong_size)
+        redirect_count=options.redirect_count, missing_count=options.missing_count, wrong_size=options.wrong_size,
+        no_digest=options.no_digest)
 
 
 def json_lines_writer(stream: TextIO) -> Callable[[LogEntry], None]:

@@ -305,11 +305,13 @@ class Api:
             return Reply(content_type="application/zip", stream=lambda: zip_chunks(entries),
                          stream_length=zip_length(entries),
                          headers=[("Content-Disposition", f"attachment; filename=\"{place.session.label}.zip\"")])
-        extra = 1 if self.faults().wrong_size else 0
+        faults = self.faults()
+        extra = 1 if faults.wrong_size else 0
         rows = [{"Name": file.name, "Size": str(file.size + extra),
                  "URI": file_uri(place.session, scan, resource, file),
                  "collection": resource.label, "file_tags": "", "file_format": resource.format,
-                 "file_content": resource.content, "cat_ID": resource.cat_id, "digest": file.md5}
+                 "file_content": resource.content, "cat_ID": resource.cat_id,
+                 "digest": "" if faults.no_digest else file.md5}
                 for scan, resource in chosen for file in resource.files]
         return self.listing(request, rows)
 

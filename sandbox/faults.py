@@ -66,6 +66,7 @@ class Faults:
     redirect_count: int = 0  # 302 to the login page
     missing_count: int = 0  # 404 for a file the listing names
     wrong_size: bool = False  # files listings say Size + 1
+    no_digest: bool = False  # files listings give an empty digest, as catalogs without checksums do
 
     _used: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
