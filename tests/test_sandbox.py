@@ -639,6 +639,15 @@ def test_wrong_size_in_files_listings(sandbox: Sandbox) -> None:
     assert [int(row["Size"]) for row in rows(client, url)] == [int(row["Size"]) + 1 for row in honest]
 
 
+def test_no_digest_in_files_listings(sandbox: Sandbox) -> None:
+    client = login(sandbox)
+    session = demo_session(sandbox, "sub-2_ses-1")
+    url = f"{sandbox.url}/data/experiments/{session.id}/scans/1/resources/DICOM/files"
+    assert all(len(row["digest"]) == 32 for row in rows(client, url))
+    sandbox.faults.no_digest = True
+    assert {row["digest"] for row in rows(client, url)} == {""}
+
+
 def test_assigning_a_count_rearms_it_and_reset_clears_all(sandbox: Sandbox) -> None:
     client = login(sandbox)
     uri, _ = first_file_uri(sandbox, client)
