@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                                         args.dry_run, skipped)
 
 
-def one_session_job(client, subjects, args, config) -> tuple[common.Job, list[str]]:
+def one_session_job(client: common.XnatClient, subjects: list[common.Subject], args: argparse.Namespace,
+                    config: common.Config) -> tuple[common.Job, list[str]]:
+    """The session asked for (or the first with the resource) and its scans that pass the filters."""
     # Without --subject, a session is looked up (or the first one taken) across the project.
     subject = common.find_subject(subjects, args.subject, config.project) if args.subject else None
     session, files = common.pick_session(client, subjects, subject, args.session, args.resource,
@@ -77,7 +79,8 @@ def one_session_job(client, subjects, args, config) -> tuple[common.Job, list[st
     return session_job(session, scans, files, config), skipped
 
 
-def all_session_jobs(client, subjects, args, config) -> tuple[list[common.Job], list[str]]:
+def all_session_jobs(client: common.XnatClient, subjects: list[common.Subject], args: argparse.Namespace,
+                     config: common.Config) -> tuple[list[common.Job], list[str]]:
     """A job per session of the subject or project (this shard's share); sessions where nothing
     passes the filters are skipped, and only nothing anywhere is an error."""
     if args.subject:
@@ -106,12 +109,14 @@ def all_session_jobs(client, subjects, args, config) -> tuple[list[common.Job], 
     return jobs, skipped
 
 
-def session_job(session, scans, files, config) -> common.Job:
+def session_job(session: common.Session, scans: list[common.Scan], files: dict,
+                config: common.Config) -> common.Job:
     folder = config.output_dir / common.session_folder_name(session)
     return common.Job(session, scans, files, lambda scan: folder / common.scan_folder_name(scan))
 
 
-def report_without_resource(session, scans, args) -> list[str]:
+def report_without_resource(session: common.Session, scans: list[common.Scan],
+                            args: argparse.Namespace) -> list[str]:
     """Scans without the resource are skipped, not errors: say which."""
     having = {scan.id for scan in scans}
     skipped = []
@@ -123,7 +128,7 @@ def report_without_resource(session, scans, args) -> list[str]:
     return skipped
 
 
-def describe_filters(args) -> str:
+def describe_filters(args: argparse.Namespace) -> str:
     parts = []
     if args.scan_types:
         parts.append("--scan-types " + " ".join(args.scan_types))
