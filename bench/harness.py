@@ -29,6 +29,7 @@ BENCH = REPO / "bench"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `sandbox` is a package at the top of the repository
 
+from common import digest_of as md5_of  # noqa: E402  (one MD5 of a file for every tool)
 from sandbox import Sandbox, Scale  # noqa: E402
 
 MiB = 1024 * 1024
@@ -134,14 +135,6 @@ def run_timed(command: Sequence[str], env: dict[str, str], timeout: float = 180)
     completed = subprocess.run(list(command), env=env, cwd=REPO, capture_output=True, text=True,
                                timeout=timeout)
     return Outcome(time.perf_counter() - started, completed.returncode, completed.stdout, completed.stderr)
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(MiB), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_files(folder: Path, listing: Sequence[ListedFile]) -> str:

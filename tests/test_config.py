@@ -49,22 +49,22 @@ def test_user_option_beats_the_environment(sandbox, tmp_path):
 
 
 def test_environment_beats_the_constants(sandbox, tmp_path):
-    scripts = copy_with_constants(tmp_path, XNAT_SERVER=DEAD_SERVER, TOKEN_USER="nobody",
-                                  TOKEN_SECRET="wrong-secret")
+    scripts = copy_with_constants(tmp_path, XNAT_SERVER=DEAD_SERVER,
+                                  TOKEN_USER="nobody", TOKEN_SECRET="wrong-secret")
     result = run_script(SCRIPT, "--json", cwd=tmp_path, sandbox=sandbox, scripts_dir=scripts)
     assert "DEMO" in project_ids(result)
 
 
 def test_constants_are_used_when_nothing_else_is_set(sandbox, tmp_path):
-    scripts = copy_with_constants(tmp_path, XNAT_SERVER=sandbox.url, TOKEN_USER=sandbox.user,
-                                  TOKEN_SECRET=sandbox.password)
+    scripts = copy_with_constants(tmp_path, XNAT_SERVER=sandbox.url,
+                                  TOKEN_USER=sandbox.user, TOKEN_SECRET=sandbox.password)
     result = run_script(SCRIPT, "--json", cwd=tmp_path, env=script_env(tmp_path), scripts_dir=scripts)
     assert "DEMO" in project_ids(result)
 
 
 def test_wrong_constant_secret_is_reported_with_its_source_but_not_its_value(sandbox, tmp_path):
-    scripts = copy_with_constants(tmp_path, XNAT_SERVER=sandbox.url, TOKEN_USER=sandbox.user,
-                                  TOKEN_SECRET="Wrong-Secret-4711")
+    scripts = copy_with_constants(tmp_path, XNAT_SERVER=sandbox.url,
+                                  TOKEN_USER=sandbox.user, TOKEN_SECRET="Wrong-Secret-4711")
     result = run_script(SCRIPT, "--json", cwd=tmp_path, env=script_env(tmp_path), scripts_dir=scripts)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]
