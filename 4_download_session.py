@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Iterator
 
 import common
 
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         with common.XnatClient(config, args.workers, args.retries, args.timeout) as client:
             subjects = common.list_project(client, config.project)
             if args.all_sessions:
-                jobs, skipped = all_session_jobs(client, subjects, args, config)
+                skipped: list[str] = []
+                jobs = all_session_jobs(client, subjects, args, config, skipped)
             else:
                 job, skipped = one_session_job(client, subjects, args, config)
                 jobs = [job]
@@ -80,9 +82,9 @@ def one_session_job(client: common.XnatClient, subjects: list[common.Subject], a
 
 
 def all_session_jobs(client: common.XnatClient, subjects: list[common.Subject], args: argparse.Namespace,
-                     config: common.Config) -> tuple[list[common.Job], list[str]]:
-    """A job per session of the subject or project (this shard's share); sessions where nothing
-    passes the filters are skipped, and only nothing anywhere is an error."""
+                     config: common.Config, skipped: list[str]) -> Iterator[common.Job]:
+    """A job per session of the subject or project (this shard's share), each listed only when its
+    turn comes. Sessions where nothing passes the filters are skipped; nothing anywhere is an error."""
     if args.subject:
         sessions = common.find_subject(subjects, args.subject, config.project).sessions
     else:
@@ -91,22 +93,20 @@ def all_session_jobs(client: common.XnatClient, subjects: list[common.Subject], 
     if not sessions:
         common.note(f"shard {args.shard[0]}/{args.shard[1]} has no session to download"
                     if args.shard else "no session to download", args.quiet)
-        return [], []
-    jobs, skipped = [], []
+        return
     for session in sessions:
         files = common.list_session_files(client, session, args.resource)
         scans = common.filter_scans(session, common.scans_with_files(session, files),
                                     args.scan_types, args.scans, strict=False)
         if scans:
-            jobs.append(session_job(session, scans, files, config))
+            yield session_job(session, scans, files, config)
         else:
             skipped.append(session.label)
             common.note(f"skipped session {session.label}: no scan with a {args.resource} resource "
                         f"passes the filters", args.quiet)
-    if not jobs:
+    if len(skipped) == len(sessions):
         raise common.XnatError(f"no scan in {len(sessions)} session(s) has a {args.resource} "
                                f"resource and passes the filters{describe_filters(args)}")
-    return jobs, skipped
 
 
 def session_job(session: common.Session, scans: list[common.Scan], files: dict,

@@ -1451,27 +1451,42 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def download_jobs(client: XnatClient, config: Config, jobs: list[Job], resource: str,
-                  workers: int, dry_run: bool, skipped: Sequence[str] = ()) -> int:
-    """Plan every scan of every job, then download (or, with dry_run, show) them; report."""
+def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resource: str,
+                  workers: int, dry_run: bool, skipped: list[str] | None = None) -> int:
+    """Download (or, with dry_run, show) each job as it comes, then report.
+
+    `jobs` may be a generator that lists each session only when its turn comes, so that the first
+    files of a project arrive without waiting for every session's listing; it may add to
+    `skipped` as it goes.
+    """
     output_dir = config.output_dir
     if output_dir.exists() and not output_dir.is_dir():
         raise XnatError(f"the output folder {output_dir} exists and is a file; "
                         f"choose another with --output-dir")
-    plans_by_job = [[plan_scan(client, config.project, job.session, scan, resource,
-                               job.files[scan.id], job.folder_of(scan), output_dir)
-                     for scan in job.scans] for job in jobs]
-    if dry_run:
-        return show_plans([p for plans in plans_by_job for p in plans], output_dir)
-    downloader = Downloader(client, workers, output_dir, config.quiet)
-    downloader.summary.started = config.started
-    downloader.summary.skipped_scans.extend(skipped)
+    skipped = [] if skipped is None else skipped
+    downloader = None if dry_run else Downloader(client, workers, output_dir, config.quiet)
+    would_fetch_files = would_fetch_bytes = 0
     try:
-        for plans in plans_by_job:
-            downloader.download_session(plans)
+        for job in jobs:
+            plans = [plan_scan(client, config.project, job.session, scan, resource,
+                               job.files[scan.id], job.folder_of(scan), output_dir)
+                     for scan in job.scans]
+            if dry_run:
+                show_plans(plans, output_dir)
+                would_fetch_files += sum(len(plan.files) for plan in plans)
+                would_fetch_bytes += sum(plan.total_bytes for plan in plans)
+            else:
+                downloader.download_session(plans)
     finally:
-        downloader.close()
+        if downloader:
+            downloader.close()
+    if dry_run:
+        print(f"would download {would_fetch_files} files ({human_size(would_fetch_bytes)}) "
+              f"into {output_dir}; nothing was written")
+        return ExitStatus.OK
     summary = downloader.summary
+    summary.started = config.started
+    summary.skipped_scans = skipped
     note(summary.line(output_dir), config.quiet)
     if summary.failed:
         for failure in summary.failed:
@@ -1486,15 +1501,10 @@ def download_jobs(client: XnatClient, config: Config, jobs: list[Job], resource:
     return ExitStatus.OK
 
 
-def show_plans(plans: list[ScanPlan], output_dir: Path) -> int:
-    """--dry-run: what would be fetched, on stdout, writing nothing."""
-    files = size = 0
+def show_plans(plans: list[ScanPlan], output_dir: Path) -> None:
+    """--dry-run: what would be fetched for these scans, on stdout."""
     for plan in plans:
         print(f"{plan.folder.relative_to(output_dir)}  {len(plan.files)} files  "
               f"{human_size(plan.total_bytes)}")
         for name, why in plan.refused:
             print(f"  would refuse {name!r}: {why}")
-        files += len(plan.files)
-        size += plan.total_bytes
-    print(f"would download {files} files ({human_size(size)}) into {output_dir}; nothing was written")
-    return ExitStatus.OK

@@ -458,3 +458,25 @@ def test_without_server_digests_files_are_checked_by_size_and_leftovers_are_not_
     assert result.returncode == 0, result.stderr
     assert_downloaded(folder, expected)
     assert not any(entry.path.endswith(victim.name) and entry.status == 206 for entry in sandbox.log)
+
+
+def test_all_sessions_skips_sessions_without_a_match_and_fails_only_if_none_match(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--scan-types", "func_rest", cwd=tmp_path,
+                        sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert "skipped session sub-10_ses-2: no scan with a DICOM resource passes the filters" in result.stderr
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--scan-types", "dwi", cwd=tmp_path,
+                        sandbox=sandbox)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "4_download_session.py: error: no scan in 4 session(s) has a DICOM resource and passes the "
+        "filters (--scan-types dwi)")
+
+
+def test_all_sessions_starts_downloading_before_listing_the_last_session(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--all-sessions", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    paths = [entry.path for entry in sandbox.log]
+    file_listings = [i for i, path in enumerate(paths) if path.endswith("/files")]
+    first_file = next(i for i, path in enumerate(paths) if "/files/" in path)
+    assert first_file < file_listings[-1]
