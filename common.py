@@ -952,6 +952,7 @@ class Manifest:
         self.path = folder / MANIFEST_NAME
         self.source = source
         self.files: dict[str, dict] = {}
+        self.found = False   # whether an earlier run of ours left one (even a damaged one)
         self._lock = threading.Lock()
         self._dirty = False
         self._last_write = 0.0
@@ -960,6 +961,7 @@ class Manifest:
         """Read what an earlier run recorded; XnatError if the folder belongs to another source."""
         if not self.path.exists():
             return
+        self.found = True
         if not self.path.is_file():
             raise XnatError(f"{self.path} is not a file: move it away, then run again")
         try:
@@ -1143,6 +1145,12 @@ class Downloader:
                         self.summary.present_bytes += max(planned.remote.size, 0)
                         self.progress.total += max(planned.remote.size, 0)
                         self.progress.update(max(planned.remote.size, 0))
+                    elif not manifest.found and planned.target.exists():
+                        # Not ours to replace: with no manifest, nothing says we wrote it.
+                        self.summary.failed.append(
+                            f"{planned.target.relative_to(self.output_dir)}: a different file of "
+                            f"this name was already there, not from these scripts; it was left "
+                            f"untouched: move it away to download this one")
                     else:
                         self.progress.total += max(planned.remote.size, 0)
                         tasks.append((planned, manifest))

@@ -480,3 +480,21 @@ def test_all_sessions_starts_downloading_before_listing_the_last_session(sandbox
     file_listings = [i for i, path in enumerate(paths) if path.endswith("/files")]
     first_file = next(i for i, path in enumerate(paths) if "/files/" in path)
     assert first_file < file_listings[-1]
+
+
+def test_a_different_file_left_by_something_else_is_never_overwritten(sandbox, tmp_path):
+    session = find_session(sandbox, "sub-2_ses-1")
+    expected = expected_files(session)
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    theirs, same = sorted(expected)[:2]
+    for name, data in ((theirs, b"another tool's file"), (same, expected[same])):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert f"{theirs.split('/')[-1]}: a different file of this name was already there" in result.stderr
+    assert (folder / theirs).read_bytes() == b"another tool's file"
+    on_disk = data_files_below(folder)
+    assert sorted(on_disk) == sorted(expected)
+    assert all(on_disk[name].read_bytes() == data for name, data in expected.items() if name != theirs)
+    assert "1 already present" in result.stderr   # the identical one is adopted, not fetched again
