@@ -59,7 +59,8 @@ class ExitStatus(enum.IntEnum):
     OK = 0
     ERROR = 1
     USAGE = 2
-    INTERRUPTED = 130
+    INTERRUPTED = 130   # Ctrl-C (SIGINT)
+    TERMINATED = 143    # SIGTERM, as a batch system sends before it kills a job
 
 
 class XnatError(Exception):
@@ -71,7 +72,11 @@ class AuthError(XnatError):
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: stop, keep what is verified, exit 130."""
+    """Ctrl-C or SIGTERM: stop, keep what is verified, exit 130 (143 for SIGTERM)."""
+
+    def __init__(self, exit_status: int = 130) -> None:
+        super().__init__()
+        self.exit_status = exit_status
 
 
 # --- Running a script: one place turns every failure into one line ---------------------------
@@ -119,11 +124,11 @@ def run(main: Callable[[], int]) -> int:
         _print_traceback_if_verbose()
         print(f"{prog}: error: {redact(str(error))}", file=sys.stderr, flush=True)
         return ExitStatus.ERROR
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted) as stop:
         _print_traceback_if_verbose()
         print(f"{prog}: interrupted; running the same command again resumes where it stopped",
               file=sys.stderr, flush=True)
-        return ExitStatus.INTERRUPTED
+        return getattr(stop, "exit_status", ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # The reader (head, less) went away: not our failure. Point stdout at devnull so the
         # interpreter's final flush does not raise again.
@@ -143,7 +148,7 @@ def _print_traceback_if_verbose() -> None:
 
 
 def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted()
+    raise Interrupted(ExitStatus.TERMINATED)
 
 
 # --- Command line ------------------------------------------------------------------------------

@@ -344,7 +344,9 @@ def test_a_stalled_transfer_times_out_and_is_retried(sandbox, tmp_path):
 
 # --- interruptions and company -----------------------------------------------------------------
 
-def test_ctrl_c_exits_130_and_a_rerun_completes(sandbox, tmp_path):
+@pytest.mark.parametrize("stop, exit_status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_download_exits_and_a_rerun_completes(sandbox, tmp_path, stop, exit_status):
     sandbox.faults.stall_count = -1
     sandbox.faults.stall_seconds = 60
     process = start_script(SESSION_SCRIPT, "--workers", "2", cwd=tmp_path,
@@ -354,9 +356,9 @@ def test_ctrl_c_exits_130_and_a_rerun_completes(sandbox, tmp_path):
         time.sleep(0.05)
     assert list(tmp_path.rglob("*.part")), "the download never started"
     time.sleep(0.2)   # the workers are now inside stalled bodies
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 130, stderr
+    assert process.returncode == exit_status, stderr
     assert stderr.strip().splitlines()[-1] == (
         "4_download_session.py: interrupted; running the same command again resumes where it stopped")
     assert "Traceback" not in stderr
