@@ -1119,7 +1119,6 @@ class Downloader:
         self.summary = Summary()
         self.cancel = threading.Event()
         self.progress = _progress_bar(quiet)
-        self._files_lock = threading.Lock()
         self._files_done = 0
         self._files_total = 0
 
@@ -1162,16 +1161,23 @@ class Downloader:
             self._files_total += len(tasks)
             self.progress.refresh()
             fatal = None
+            # Outcomes are counted here, in one thread, as the workers hand them over.
             for (planned, manifest), outcome in run_in_threads(
                     tasks, lambda task: self.fetch(*task), self.workers, self.cancel):
-                if isinstance(outcome, FileFailed):
+                if isinstance(outcome, int):
+                    self.summary.downloaded += 1
+                    self.summary.downloaded_bytes += outcome
+                elif isinstance(outcome, FileFailed):
                     self.summary.failed.append(
                         f"{planned.target.relative_to(self.output_dir)}: {outcome}")
                 elif isinstance(outcome, Interrupted):
                     continue   # a worker stopping because another one hit a fatal problem
-                elif isinstance(outcome, BaseException):
+                else:
                     fatal = fatal or outcome
                     self.cancel.set()
+                    continue
+                self._files_done += 1
+                self.progress.set_postfix_str(f"{self._files_done}/{self._files_total} files")
             if fatal:
                 raise fatal
 
@@ -1194,8 +1200,9 @@ class Downloader:
         manifest.add(planned.relative, info.st_size, md5, info.st_mtime_ns)
         return True
 
-    def fetch(self, planned: PlannedFile, manifest: Manifest) -> None:
-        """One file, retried; renamed to its final name only once its size and digest match."""
+    def fetch(self, planned: PlannedFile, manifest: Manifest) -> int:
+        """One file, retried; renamed to its final name only once its size and digest match.
+        Returns its size; FileFailed if it could not be had."""
         remote, target = planned.remote, planned.target
         partial = target.with_name(target.name + ".part")
         problem = ""
@@ -1227,20 +1234,10 @@ class Downloader:
                         remove_quietly(partial)
                         raise FileFailed(f"could not take its name: {error.strerror}") from None
                     manifest.add(planned.relative, size, md5, mtime_ns)
-                    self.summary.downloaded += 1
-                    self.summary.downloaded_bytes += size
-                    self._count_file()
-                    return
+                    return size
                 remove_quietly(partial)   # wrong bytes: the next attempt starts over
             self.progress.update(-counted[0])
-        self._count_file()
         raise FileFailed(f"{problem} (after {self.client.retries + 1} attempts)")
-
-    def _count_file(self) -> None:
-        with self._files_lock:
-            self._files_done += 1
-            self.progress.set_postfix_str(f"{self._files_done}/{self._files_total} files",
-                                          refresh=False)
 
     def _fetch_once(self, remote: RemoteFile, partial: Path, counted: list[int]) -> tuple[str, int]:
         """Stream the file into `partial`, continuing a leftover .part when the server allows it."""
