@@ -957,7 +957,6 @@ class Manifest:
         self.path = folder / MANIFEST_NAME
         self.source = source
         self.files: dict[str, dict] = {}
-        self.found = False   # whether an earlier run of ours left one (even a damaged one)
         self._lock = threading.Lock()
         self._dirty = False
         self._last_write = 0.0
@@ -966,7 +965,6 @@ class Manifest:
         """Read what an earlier run recorded; XnatError if the folder belongs to another source."""
         if not self.path.exists():
             return
-        self.found = True
         if not self.path.is_file():
             raise XnatError(f"{self.path} is not a file: move it away, then run again")
         try:
@@ -1013,7 +1011,15 @@ class Manifest:
 @contextlib.contextmanager
 def folder_lock(folder: Path, quiet: bool) -> Iterator[None]:
     """Hold the scan folder for this process: a second download into it waits, then resumes."""
-    handle = open(folder / LOCK_NAME, "a+b")
+    try:
+        handle = open(folder / LOCK_NAME, "a+b")
+    except OSError as error:
+        try:   # a read-only folder: a complete download there is still checked, not refused
+            handle = open(folder / LOCK_NAME, "rb")
+        except OSError:
+            log.debug("no lock for %s: %s", folder, error)
+            yield  # nothing can be written there, so nothing can clash either
+            return
     try:
         if not _try_lock(handle):
             note(f"waiting for another download into {folder} to finish", quiet)
@@ -1060,7 +1066,7 @@ class Summary:
     present_bytes: int = 0
     skipped_scans: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    refused: int = 0     # of the failed: names refused as unsafe, which no retry will change
+    needs_attention: int = 0   # of the failed: those no rerun will change (unsafe names, others' files)
     started: float = field(default_factory=time.monotonic)
 
     def line(self, folder: Path) -> str:
@@ -1132,7 +1138,7 @@ class Downloader:
             for plan in plans:
                 for name, why in plan.refused:
                     self.summary.failed.append(f"scan {plan.scan.id} file {name}: {why}")
-                    self.summary.refused += 1
+                    self.summary.needs_attention += 1
                 # Every folder once here, rather than a check per file as it is written.
                 for folder in sorted({plan.folder} | {f.target.parent for f in plan.files}):
                     make_folder(folder, self.output_dir)
@@ -1149,12 +1155,13 @@ class Downloader:
                         self.summary.present_bytes += max(planned.remote.size, 0)
                         self.progress.total += max(planned.remote.size, 0)
                         self.progress.update(max(planned.remote.size, 0))
-                    elif not manifest.found and planned.target.exists():
-                        # Not ours to replace: with no manifest, nothing says we wrote it.
+                    elif planned.relative not in manifest.files and os.path.lexists(planned.target):
+                        # Not ours to replace: the manifest does not say we wrote it.
                         self.summary.failed.append(
                             f"{planned.target.relative_to(self.output_dir)}: a different file of "
                             f"this name was already there, not from these scripts; it was left "
                             f"untouched: move it away to download this one")
+                        self.summary.needs_attention += 1
                     else:
                         self.progress.total += max(planned.remote.size, 0)
                         tasks.append((planned, manifest))
@@ -1501,11 +1508,11 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resou
     if summary.failed:
         for failure in summary.failed:
             print(f"  failed: {failure}", file=sys.stderr)
-        retryable = len(summary.failed) - summary.refused
-        advice = ("running the same command again retries them" if not summary.refused else
-                  "their names on the server are unsafe, so they were refused" if not retryable else
-                  f"running the same command again retries the {retryable} not refused for "
-                  f"unsafe names")
+        retryable = len(summary.failed) - summary.needs_attention
+        advice = ("running the same command again retries them" if not summary.needs_attention else
+                  "running again will not change them: each line above says why" if not retryable
+                  else f"running the same command again retries the {retryable} that failed in "
+                       f"transfer; each of the others says why it needs you")
         raise XnatError(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
                         f"{advice}")
     return ExitStatus.OK

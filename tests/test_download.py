@@ -500,3 +500,7 @@ def test_a_different_file_left_by_something_else_is_never_overwritten(sandbox, t
     assert sorted(on_disk) == sorted(expected)
     assert all(on_disk[name].read_bytes() == data for name, data in expected.items() if name != theirs)
     assert "1 already present" in result.stderr   # the identical one is adopted, not fetched again
+    assert "running again will not change them" in result.stderr.splitlines()[-1]
+    again = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)   # and not on a second run
+    assert again.returncode == 1
+    assert (folder / theirs).read_bytes() == b"another tool's file"

@@ -372,3 +372,18 @@ def test_ctrl_c_while_listing_exits_130_at_once_without_a_traceback(sandbox, tmp
         f"{script}: interrupted; running the same command again resumes where it stopped")
     assert "Traceback" not in stderr and stdout == ""
     assert not (tmp_path / "downloaded_data").exists()
+
+
+def test_a_complete_download_in_a_read_only_folder_still_checks_as_complete(sandbox, tmp_path):
+    preexec = permissions_that_hold()
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    folders = [p for p in (tmp_path / "downloaded_data").rglob("*") if p.is_dir()]
+    for folder in folders + [tmp_path / "downloaded_data"]:
+        folder.chmod(0o555)
+    try:
+        result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox, preexec_fn=preexec)
+        assert result.returncode == 0, result.stderr
+        assert "0 files (0 B) downloaded" in result.stderr
+    finally:
+        for folder in folders + [tmp_path / "downloaded_data"]:
+            folder.chmod(0o755)
