@@ -377,13 +377,13 @@ def test_ctrl_c_while_listing_exits_130_at_once_without_a_traceback(sandbox, tmp
 def test_a_complete_download_in_a_read_only_folder_still_checks_as_complete(sandbox, tmp_path):
     preexec = permissions_that_hold()
     assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
-    folders = [p for p in (tmp_path / "downloaded_data").rglob("*") if p.is_dir()]
-    for folder in folders + [tmp_path / "downloaded_data"]:
-        folder.chmod(0o555)
+    everything = [tmp_path / "downloaded_data", *(tmp_path / "downloaded_data").rglob("*")]
+    for path in everything:   # as on a read-only mount: no folder and no file may be written
+        path.chmod(0o555 if path.is_dir() else 0o444)
     try:
         result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox, preexec_fn=preexec)
         assert result.returncode == 0, result.stderr
         assert "0 files (0 B) downloaded" in result.stderr
     finally:
-        for folder in folders + [tmp_path / "downloaded_data"]:
-            folder.chmod(0o755)
+        for path in everything:
+            path.chmod(0o755 if path.is_dir() else 0o644)
