@@ -308,7 +308,7 @@ class Api:
         faults = self.faults()
         extra = 1 if faults.wrong_size else 0
         rows = [{"Name": file.name, "Size": str(file.size + extra),
-                 "URI": file_uri(place.session, scan, resource, file),
+                 "URI": faults.foreign_links + file_uri(place.session, scan, resource, file),
                  "collection": resource.label, "file_tags": "", "file_format": resource.format,
                  "file_content": resource.content, "cat_ID": resource.cat_id,
                  "digest": "" if faults.no_digest else file.md5}

@@ -67,6 +67,7 @@ class Faults:
     missing_count: int = 0  # 404 for a file the listing names
     wrong_size: bool = False  # files listings say Size + 1
     no_digest: bool = False  # files listings give an empty digest, as catalogs without checksums do
+    foreign_links: str = ""  # e.g. "http://other:8080": files listings link every file to that server
 
     _used: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)

@@ -648,6 +648,14 @@ def test_no_digest_in_files_listings(sandbox: Sandbox) -> None:
     assert {row["digest"] for row in rows(client, url)} == {""}
 
 
+def test_foreign_links_in_files_listings(sandbox: Sandbox) -> None:
+    client = login(sandbox)
+    session = demo_session(sandbox, "sub-2_ses-1")
+    url = f"{sandbox.url}/data/experiments/{session.id}/scans/1/resources/DICOM/files"
+    sandbox.faults.foreign_links = "http://elsewhere.invalid:8080"
+    assert all(row["URI"].startswith("http://elsewhere.invalid:8080/data/") for row in rows(client, url))
+
+
 def test_assigning_a_count_rearms_it_and_reset_clears_all(sandbox: Sandbox) -> None:
     client = login(sandbox)
     uri, _ = first_file_uri(sandbox, client)
