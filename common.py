@@ -453,6 +453,10 @@ class XnatClient:
         """Join a server-relative /data/... path to the server URL, keeping any path prefix."""
         return self.server + path
 
+    def serves(self, url: str) -> bool:
+        """Whether a URL is on our server (same scheme, host, port and path prefix)."""
+        return "://" not in url or url.startswith(self.server + "/")
+
     def relogin(self, generation: int) -> None:
         """Log in again after a 401, once for all the workers that saw that 401."""
         with self._login_lock:
@@ -473,6 +477,9 @@ class XnatClient:
                 stream: bool = False) -> requests.Response:
         """GET with a fresh login on 401. Returns the response whatever its status otherwise."""
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        if not self.serves(url):
+            # Our session (and with it, perhaps, the credentials) goes only to our server.
+            raise XnatError(f"refused to follow a link from {self.host} to another server")
         for attempt in range(2):
             generation = self._login_generation
             response = self.http.get(url, params=params, headers=headers, stream=stream,
@@ -919,6 +926,9 @@ def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, re
         target = folder / relative
         if not inside(output_dir, target):
             plan.refused.append((remote.path, "refused: it would land outside the output folder"))
+            continue
+        if not client.serves(remote.url):
+            plan.refused.append((remote.path, "refused: the listing links it to another server"))
             continue
         plan.files.append(PlannedFile(remote=remote, relative=relative, target=target))
     return plan

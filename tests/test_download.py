@@ -504,3 +504,13 @@ def test_a_different_file_left_by_something_else_is_never_overwritten(sandbox, t
     again = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)   # and not on a second run
     assert again.returncode == 1
     assert (folder / theirs).read_bytes() == b"another tool's file"
+
+
+def test_files_the_listing_links_to_another_server_are_refused_unfetched(make_sandbox, tmp_path):
+    ours, elsewhere = make_sandbox(), make_sandbox()
+    ours.faults.foreign_links = elsewhere.url
+    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=ours)
+    assert result.returncode == 1
+    assert "refused: the listing links it to another server" in result.stderr
+    assert elsewhere.log == []
+    assert data_files_below(tmp_path / "downloaded_data") == {}
