@@ -73,12 +73,12 @@ def one_session_job(client: common.XnatClient, subjects: list[common.Subject], a
     if not scans:
         raise common.XnatError(f"session {session.label} has no scan with a {args.resource} "
                                f"resource; scans there: {common.describe_scans(session.scans)}")
-    skipped = report_without_resource(session, scans, args)
-    scans = common.filter_scans(session, scans, args.scan_types, args.scans, strict=True)
-    if not scans:
+    chosen = common.filter_scans(session, scans, args.scan_types, args.scans, strict=True)
+    if not chosen:
         raise common.XnatError(f"nothing to download in session {session.label}: the scans "
                                f"chosen have no {args.resource} resource")
-    return session_job(session, scans, files, config), skipped
+    skipped = report_without_resource(session, scans, args)
+    return session_job(session, chosen, files, config), skipped
 
 
 def all_session_jobs(client: common.XnatClient, subjects: list[common.Subject], args: argparse.Namespace,
@@ -86,27 +86,36 @@ def all_session_jobs(client: common.XnatClient, subjects: list[common.Subject], 
     """A job per session of the subject or project (this shard's share), each listed only when its
     turn comes. Sessions where nothing passes the filters are skipped; nothing anywhere is an error."""
     if args.subject:
-        sessions = common.find_subject(subjects, args.subject, config.project).sessions
+        subject = common.find_subject(subjects, args.subject, config.project)
+        sessions, where = subject.sessions, f"subject {subject.label} in project {config.project}"
     else:
         sessions = [session for subject in subjects for session in subject.sessions]
+        where = f"project {config.project}"
+    if not sessions:
+        raise common.XnatError(f"{where} has no session to download")
     sessions = common.shard(sessions, args.shard)
     if not sessions:
-        common.note(f"shard {args.shard[0]}/{args.shard[1]} has no session to download"
-                    if args.shard else "no session to download", args.quiet)
+        common.note(f"shard {args.shard[0]}/{args.shard[1]} has no session to download", args.quiet)
         return
+    found_any = False
     for session in sessions:
         files = common.list_session_files(client, session, args.resource)
-        scans = common.filter_scans(session, common.scans_with_files(session, files),
-                                    args.scan_types, args.scans, strict=False)
+        with_files = common.scans_with_files(session, files)
+        skipped += report_without_resource(session, with_files, args)
+        scans = common.filter_scans(session, with_files, args.scan_types, args.scans, strict=False)
         if scans:
+            found_any = True
             yield session_job(session, scans, files, config)
         else:
-            skipped.append(session.label)
+            skipped.append(f"session {session.label}")
             common.note(f"skipped session {session.label}: no scan with a {args.resource} resource "
                         f"passes the filters", args.quiet)
-    if len(skipped) == len(sessions):
+    if not found_any:
+        types = sorted({scan.type for session in sessions for scan in session.scans if scan.type},
+                       key=common.natural_key)
         raise common.XnatError(f"no scan in {len(sessions)} session(s) has a {args.resource} "
-                               f"resource and passes the filters{describe_filters(args)}")
+                               f"resource and passes the filters{describe_filters(args)}; types "
+                               f"there: {common.some(types)}")
 
 
 def session_job(session: common.Session, scans: list[common.Scan], files: dict,
@@ -117,14 +126,14 @@ def session_job(session: common.Session, scans: list[common.Scan], files: dict,
 
 def report_without_resource(session: common.Session, scans: list[common.Scan],
                             args: argparse.Namespace) -> list[str]:
-    """Scans without the resource are skipped, not errors: say which."""
+    """Scans the filters chose that lack the resource are skipped, not errors: say which."""
     having = {scan.id for scan in scans}
     skipped = []
     for scan in session.scans:
-        if scan.id not in having and (not args.scans or scan.id in args.scans):
-            skipped.append(f"scan {scan.id}")
-            common.note(f"skipped scan {scan.id} ({scan.type}): no {args.resource} resource",
-                        args.quiet)
+        if scan.id not in having and common.passes_filters(scan, args.scan_types, args.scans):
+            skipped.append(f"scan {scan.id} of {session.label}")
+            common.note(f"skipped scan {scan.id} ({scan.type}) of {session.label}: no "
+                        f"{args.resource} resource", args.quiet)
     return skipped
 
 

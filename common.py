@@ -1438,24 +1438,31 @@ def scans_with_files(session: Session, files: dict[str, list[RemoteFile]]) -> li
     return [scan for scan in session.scans + extra if files.get(scan.id)]
 
 
+def passes_filters(scan: Scan, scan_types: Sequence[str], scan_ids: Sequence[str]) -> bool:
+    """--scans and --scan-types together: a scan must pass both (an empty filter passes all)."""
+    return ((not scan_ids or scan.id in scan_ids)
+            and (not scan_types or scan_matches(scan, scan_types)))
+
+
 def filter_scans(session: Session, scans: list[Scan], scan_types: Sequence[str],
                  scan_ids: Sequence[str], strict: bool) -> list[Scan]:
-    """Scans passing --scans and --scan-types. With strict (one session), an ID the session does
-    not have, or a filter nothing passes, is an error naming what is there."""
-    if scan_ids:
-        if strict:
-            missing = [i for i in scan_ids if i not in {s.id for s in session.scans + scans}]
-            if missing:
-                raise XnatError(f"scan {', '.join(missing)} not found in session {session.label}; "
-                                f"scans there: {describe_scans(session.scans or scans)}")
-        scans = [scan for scan in scans if scan.id in scan_ids]
-    if scan_types:
-        scans = [scan for scan in scans if scan_matches(scan, scan_types)]
-        if strict and not scans:
+    """The scans passing --scans and --scan-types. With strict (one session), an ID the session
+    does not have, or filters that no scan of the session passes, is an error naming what is there."""
+    if strict:
+        known = {s.id for s in session.scans + scans}
+        missing = [i for i in scan_ids if i not in known]
+        if missing:
+            raise XnatError(f"scan {', '.join(missing)} not found in session {session.label}; "
+                            f"scans there: {describe_scans(session.scans or scans)}")
+        if scan_types and not any(passes_filters(s, scan_types, scan_ids) for s in session.scans + scans):
+            if scan_ids:
+                raise XnatError(f"no scan in session {session.label} passes both --scans "
+                                f"{' '.join(scan_ids)} and --scan-types {' '.join(scan_types)}; "
+                                f"scans there: {describe_scans(session.scans)}")
             types = sorted({s.type for s in session.scans if s.type}, key=natural_key)
             raise XnatError(f"no scan in session {session.label} matches --scan-types "
                             f"{' '.join(scan_types)}; types there: {some(types)}")
-    return scans
+    return [scan for scan in scans if passes_filters(scan, scan_types, scan_ids)]
 
 
 def describe_scans(scans: Iterable[Scan]) -> str:

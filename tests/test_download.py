@@ -57,7 +57,7 @@ def test_default_session_downloads_every_dicom_file_byte_for_byte(sandbox, tmp_p
     assert result.returncode == 0, result.stderr
     session = find_session(sandbox, "sub-2_ses-1")   # first subject, natural order
     assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1", expected_files(session))
-    assert "skipped scan 4 (localizer): no DICOM resource" in result.stderr
+    assert "skipped scan 4 (localizer) of sub-2_ses-1: no DICOM resource" in result.stderr
     summary = result.stderr.strip().splitlines()[-1]
     count = len(expected_files(session))
     assert summary.startswith(f"{count} files (")
@@ -472,7 +472,7 @@ def test_all_sessions_skips_sessions_without_a_match_and_fails_only_if_none_matc
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "4_download_session.py: error: no scan in 4 session(s) has a DICOM resource and passes the "
-        "filters (--scan-types dwi)")
+        "filters (--scan-types dwi); types there: func_rest, localizer, T1, T2")
 
 
 def test_all_sessions_starts_downloading_before_listing_the_last_session(sandbox, tmp_path):
@@ -514,3 +514,28 @@ def test_files_the_listing_links_to_another_server_are_refused_unfetched(make_sa
     assert "refused: the listing links it to another server" in result.stderr
     assert elsewhere.log == []
     assert data_files_below(tmp_path / "downloaded_data") == {}
+
+
+def test_combined_filters_that_exclude_everything_name_both(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--scan-types", "T1", "--scans", "2", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "4_download_session.py: error: no scan in session sub-2_ses-1 passes both --scans 2 and "
+        "--scan-types T1; scans there: 1 (T1), 2 (T2), 3 (func_rest), 4 (localizer)")
+
+
+def test_only_scans_the_filters_chose_are_reported_as_skipped(sandbox, tmp_path):
+    result = run_script(SESSION_SCRIPT, "--scan-types", "T1", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert "skipped scan" not in result.stderr and " skipped" not in result.stderr
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-2", cwd=tmp_path, sandbox=sandbox)
+    assert "skipped scan 4 (localizer) of sub-2_ses-1: no DICOM resource" in result.stderr
+
+
+def test_all_sessions_of_a_subject_without_sessions_is_an_error(sandbox, tmp_path):
+    subject = next(s for s in sandbox.catalog.projects["DEMO"].subjects if s.label == "sub-3")
+    subject.sessions = []
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-3", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "4_download_session.py: error: subject sub-3 in project DEMO has no session to download")
