@@ -453,9 +453,6 @@ class XnatClient:
         """Join a server-relative /data/... path to the server URL, keeping any path prefix."""
         return self.server + path
 
-    def serves(self, url: str) -> bool:
-        """Whether a URL is on our server (same scheme, host, port and path prefix)."""
-        return "://" not in url or url.startswith(self.server + "/")
 
     def relogin(self, generation: int) -> None:
         """Log in again after a 401, once for all the workers that saw that 401."""
@@ -477,7 +474,7 @@ class XnatClient:
                 stream: bool = False) -> requests.Response:
         """GET with a fresh login on 401. Returns the response whatever its status otherwise."""
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
-        if not self.serves(url):
+        if not on_server(self.server, url):
             # Our session (and with it, perhaps, the credentials) goes only to our server.
             raise XnatError(f"refused to follow a link from {self.host} to another server")
         for attempt in range(2):
@@ -528,6 +525,11 @@ class XnatClient:
                     # Some sites answer an expired session with their login page and a 200.
                     self.relogin(generation)
         raise XnatError(f"{last_problem} (after {self.retries + 1} attempts)")
+
+
+def on_server(server: str, url: str) -> bool:
+    """Whether a URL is server-relative or on our server (same scheme, host, port, path prefix)."""
+    return "://" not in url or url.startswith(server + "/")
 
 
 class NotFound(XnatError):
@@ -927,7 +929,7 @@ def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, re
         if not inside(output_dir, target):
             plan.refused.append((remote.path, "refused: it would land outside the output folder"))
             continue
-        if not client.serves(remote.url):
+        if not on_server(client.server, remote.url):
             plan.refused.append((remote.path, "refused: the listing links it to another server"))
             continue
         plan.files.append(PlannedFile(remote=remote, relative=relative, target=target))
