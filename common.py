@@ -1126,6 +1126,33 @@ def digest_of(path: Path) -> str:
     return md5.hexdigest()
 
 
+def already_there(planned: PlannedFile, manifest: Manifest, record: bool = True) -> bool:
+    """Already on disk and verified: by the manifest if the file is untouched, else by digest
+    (and then, with record, added to the manifest)."""
+    remote, target = planned.remote, planned.target
+    try:
+        info = target.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if not S_ISREG(info.st_mode) or (remote.size >= 0 and info.st_size != remote.size):
+        return False
+    entry = manifest.files.get(planned.relative)
+    if entry and entry.get("mtime_ns") == info.st_mtime_ns and entry["size"] == info.st_size \
+            and (not remote.md5 or entry["md5"] == remote.md5):
+        return True
+    md5 = digest_of(target)
+    if remote.md5 and md5 != remote.md5:
+        return False
+    if record:
+        manifest.add(planned.relative, info.st_size, md5, info.st_mtime_ns)
+    return True
+
+
+def someone_elses(planned: PlannedFile, manifest: Manifest) -> bool:
+    """A file (or folder) under the planned name that the manifest does not say we wrote."""
+    return planned.relative not in manifest.files and os.path.lexists(planned.target)
+
+
 class Downloader:
     """Fetches planned files, several at once, each verified before it takes its final name."""
 
@@ -1162,13 +1189,12 @@ class Downloader:
             tasks = []
             for plan, manifest in zip(plans, manifests):
                 for planned in plan.files:
-                    if self.is_present(planned, manifest):
+                    if already_there(planned, manifest):
                         self.summary.present += 1
                         self.summary.present_bytes += max(planned.remote.size, 0)
                         self.progress.total += max(planned.remote.size, 0)
                         self.progress.update(max(planned.remote.size, 0))
-                    elif planned.relative not in manifest.files and os.path.lexists(planned.target):
-                        # Not ours to replace: the manifest does not say we wrote it.
+                    elif someone_elses(planned, manifest):   # not ours to replace
                         self.summary.failed.append(
                             f"{planned.target.relative_to(self.output_dir)}: a different file of "
                             f"this name was already there, not from these scripts; it was left "
@@ -1199,25 +1225,6 @@ class Downloader:
                 self.progress.set_postfix_str(f"{self._files_done}/{self._files_total} files")
             if fatal:
                 raise fatal
-
-    def is_present(self, planned: PlannedFile, manifest: Manifest) -> bool:
-        """Already on disk and verified: by the manifest if the file is untouched, else by digest."""
-        remote, target = planned.remote, planned.target
-        try:
-            info = target.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            return False
-        if not S_ISREG(info.st_mode) or (remote.size >= 0 and info.st_size != remote.size):
-            return False
-        entry = manifest.files.get(planned.relative)
-        if entry and entry.get("mtime_ns") == info.st_mtime_ns and entry["size"] == info.st_size \
-                and (not remote.md5 or entry["md5"] == remote.md5):
-            return True
-        md5 = digest_of(target)
-        if remote.md5 and md5 != remote.md5:
-            return False
-        manifest.add(planned.relative, info.st_size, md5, info.st_mtime_ns)
-        return True
 
     def fetch(self, planned: PlannedFile, manifest: Manifest) -> int:
         """One file, retried; renamed to its final name only once its size and digest match.
@@ -1501,16 +1508,17 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resou
                         f"choose another with --output-dir")
     skipped = [] if skipped is None else skipped
     downloader = None if dry_run else Downloader(client, workers, output_dir, config.quiet)
-    would_fetch_files = would_fetch_bytes = 0
+    would_fetch_files = would_fetch_bytes = already_present = 0
     try:
         for job in jobs:
             plans = [plan_scan(client, config.project, job.session, scan, resource,
                                job.files[scan.id], job.folder_of(scan), output_dir)
                      for scan in job.scans]
             if dry_run:
-                show_plans(plans, output_dir)
-                would_fetch_files += sum(len(plan.files) for plan in plans)
-                would_fetch_bytes += sum(plan.total_bytes for plan in plans)
+                files, size, present = show_plans(plans, output_dir)
+                would_fetch_files += files
+                would_fetch_bytes += size
+                already_present += present
             else:
                 downloader.download_session(plans)
     finally:
@@ -1518,7 +1526,7 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resou
             downloader.close()
     if dry_run:
         print(f"would download {would_fetch_files} files ({human_size(would_fetch_bytes)}) "
-              f"into {output_dir}; nothing was written")
+              f"into {output_dir}, {already_present} already present; nothing was written")
         return ExitStatus.OK
     summary = downloader.summary
     summary.started = config.started
@@ -1537,10 +1545,27 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resou
     return ExitStatus.OK
 
 
-def show_plans(plans: list[ScanPlan], output_dir: Path) -> None:
-    """--dry-run: what would be fetched for these scans, on stdout."""
+def show_plans(plans: list[ScanPlan], output_dir: Path) -> tuple[int, int, int]:
+    """--dry-run: what a real run would fetch for these scans, on stdout, writing nothing.
+    Returns the files and bytes it would fetch, and the files already there."""
+    files = size = present = 0
     for plan in plans:
-        print(f"{plan.folder.relative_to(output_dir)}  {len(plan.files)} files  "
-              f"{human_size(plan.total_bytes)}")
+        manifest = Manifest(plan.folder, plan.source)
+        manifest.load()   # another source's folder is the same error as in a real run
+        fetch, theirs = [], []
+        for planned in plan.files:
+            if already_there(planned, manifest, record=False):
+                present += 1
+            elif someone_elses(planned, manifest):
+                theirs.append(planned)
+            else:
+                fetch.append(planned)
+        scan_bytes = sum(max(f.remote.size, 0) for f in fetch)
+        print(f"{plan.folder.relative_to(output_dir)}  {len(fetch)} files  {human_size(scan_bytes)}")
         for name, why in plan.refused:
             print(f"  would refuse {name!r}: {why}")
+        for planned in theirs:
+            print(f"  would leave alone {planned.relative}: a different file of this name is there")
+        files += len(fetch)
+        size += scan_bytes
+    return files, size, present

@@ -539,3 +539,24 @@ def test_all_sessions_of_a_subject_without_sessions_is_an_error(sandbox, tmp_pat
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "4_download_session.py: error: subject sub-3 in project DEMO has no session to download")
+
+
+def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, tmp_path):
+    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+    sorted(data_files_below(folder).values())[0].unlink()
+    count = len(expected_files(find_session(sandbox, "sub-2_ses-1")))
+    sandbox.clear_log()
+    result = run_script(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert f"would download 1 files (" in result.stdout
+    assert f"{count - 1} already present; nothing was written" in result.stdout
+    assert file_gets(sandbox) == [] and len(data_files_below(folder)) == count - 1
+
+
+def test_dry_run_reports_a_folder_of_another_scan_as_the_real_run_would(sandbox, tmp_path):
+    args = ["--subject", "sub-10", "--scan", "1"]
+    assert run_script(SCAN_SCRIPT, *args, "--session", "sub-10_ses-1", cwd=tmp_path, sandbox=sandbox).returncode == 0
+    result = run_script(SCAN_SCRIPT, *args, "--session", "sub-10_ses-2", "--dry-run", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert "holds another scan's data" in result.stderr.splitlines()[-1]
