@@ -367,7 +367,11 @@ class XnatClient:
         self.host = urlsplit(config.server).hostname or config.server
         self.retries = retries
         self.timeout = timeout
-        self.retry_wait = float(os.environ.get("XNAT_RETRY_WAIT", RETRY_WAIT))
+        try:
+            self.retry_wait = float(os.environ.get("XNAT_RETRY_WAIT", RETRY_WAIT))
+        except ValueError:
+            raise XnatError(f"XNAT_RETRY_WAIT must be a number of seconds, not "
+                            f"{os.environ['XNAT_RETRY_WAIT']!r}") from None
         self._login_lock = threading.Lock()
         self._login_generation = 0
         self._xnat = self._login()
@@ -406,7 +410,13 @@ class XnatClient:
         except requests.RequestException as error:
             raise XnatError(describe_network_error(self.host, error)) from None
         except xnat.exceptions.XNATError as error:
-            raise XnatError(f"logging in to {self.host} failed: {error}") from None
+            status = getattr(error, "status_code", None)   # set on xnatpy's XNATResponseError
+            if status is None:
+                raise XnatError(f"logging in to {self.host} failed: {error}") from None
+            if status == 401:   # refused on one of the requests that follow the login itself
+                raise self.refused_login() from None
+            raise XnatError(f"logging in to {self.host} failed: it answered {status} to "
+                            f"{urlsplit(error.url).path}") from None
         except ValueError as error:
             # xnatpy took a page (the login page a redirect led to) for a session ID.
             log.debug("xnatpy could not log in: %s", error)

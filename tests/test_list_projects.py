@@ -90,3 +90,19 @@ def test_a_server_that_does_not_answer_in_time_is_a_timeout(sandbox, tmp_path):
     assert result.stderr.splitlines()[-1] == (
         "4_download_session.py: error: could not reach 127.0.0.1: the server stopped answering "
         "(timed out)")
+
+
+def test_a_session_that_ends_during_the_login_is_an_authentication_error(sandbox, tmp_path):
+    sandbox.faults.expire_after = 1   # the login's own check already meets an ended session
+    result = run_script(SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "1_list_projects.py: error: authentication failed at 127.0.0.1")
+
+
+def test_a_retry_wait_that_is_not_a_number_is_named(sandbox, tmp_path):
+    env = script_env(tmp_path, sandbox, XNAT_RETRY_WAIT="abc")
+    result = run_script(SCRIPT, cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "1_list_projects.py: error: XNAT_RETRY_WAIT must be a number of seconds, not 'abc'")
