@@ -1086,7 +1086,7 @@ class Summary:
     downloaded_bytes: int = 0
     present: int = 0
     present_bytes: int = 0
-    skipped_scans: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)   # scans and sessions, as noted
     failed: list[str] = field(default_factory=list)
     needs_attention: int = 0   # of the failed: those no rerun will change (unsafe names, others' files)
     started: float = field(default_factory=time.monotonic)
@@ -1094,8 +1094,8 @@ class Summary:
     def line(self, folder: Path) -> str:
         parts = [f"{self.downloaded} files ({human_size(self.downloaded_bytes)}) downloaded",
                  f"{self.present} already present ({human_size(self.present_bytes)})"]
-        if self.skipped_scans:
-            parts.append(f"{len(self.skipped_scans)} skipped")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
         parts.append(f"{len(self.failed)} failed")
         elapsed = time.monotonic() - self.started
         return f"{', '.join(parts)} in {elapsed:.{2 if elapsed < 10 else 0}f} s -> {folder}"
@@ -1199,11 +1199,12 @@ class Downloader:
             tasks = []
             for plan, manifest in zip(plans, manifests):
                 for planned in plan.files:
+                    size = max(planned.remote.size, 0)   # -1: the listing gave no size
                     if already_there(planned, manifest):
                         self.summary.present += 1
-                        self.summary.present_bytes += max(planned.remote.size, 0)
-                        self.progress.total += max(planned.remote.size, 0)
-                        self.progress.update(max(planned.remote.size, 0))
+                        self.summary.present_bytes += size
+                        self.progress.total += size
+                        self.progress.update(size)
                     elif someone_elses(planned, manifest):   # not ours to replace
                         self.summary.failed.append(
                             f"{planned.target.relative_to(self.output_dir)}: a different file of "
@@ -1211,7 +1212,7 @@ class Downloader:
                             f"untouched: move it away to download this one")
                         self.summary.needs_attention += 1
                     else:
-                        self.progress.total += max(planned.remote.size, 0)
+                        self.progress.total += size
                         tasks.append((planned, manifest))
             self._files_total += len(tasks)
             self.progress.refresh()
@@ -1540,7 +1541,7 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resou
         return ExitStatus.OK
     summary = downloader.summary
     summary.started = config.started
-    summary.skipped_scans = skipped
+    summary.skipped = skipped
     note(summary.line(output_dir), config.quiet)
     if summary.failed:
         for failure in summary.failed:
