@@ -12,11 +12,15 @@ import json
 import shutil
 import sys
 
-import common
+from xnat_download.catalog import list_projects
+from xnat_download.cli import base_parser, note, print_columns, run, setup_logging
+from xnat_download.config import demo_sandbox, resolve_config
+from xnat_download.connection import XnatClient
+from xnat_download.errors import ExitStatus
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON array")
     output.add_argument("--csv", action="store_true", help="print CSV with a header row")
@@ -25,11 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    common.setup_logging(args)
-    with common.demo_sandbox(args):
-        config = common.resolve_config(args)
-        with common.XnatClient(config) as client:
-            rows = common.list_projects(client)
+    setup_logging(args)
+    with demo_sandbox(args):
+        config = resolve_config(args)
+        with XnatClient(config) as client:
+            rows = list_projects(client)
     projects = [{"id": row.get("ID", ""), "name": row.get("name", ""),
                  "description": " ".join(row.get("description", "").split()),
                  "secondary_id": row.get("secondary_ID", ""),
@@ -45,18 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(projects)
     else:
         print_table(projects)
-    return common.ExitStatus.OK
+    return ExitStatus.OK
 
 
 def print_table(projects: list[dict]) -> None:
     if not projects:
-        common.note("no projects are visible to this user")
+        note("no projects are visible to this user")
         return
     rows = [["ID", "NAME", "DESCRIPTION"]] + [[p["id"], p["name"], p["description"]] for p in projects]
     # Cut long descriptions to the terminal's width only when a person is reading.
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    common.print_columns(rows, width=width)
+    print_columns(rows, width=width)
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(main))
+    sys.exit(run(main))

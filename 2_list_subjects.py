@@ -16,12 +16,17 @@ import json
 import sys
 
 import common
+from xnat_download.catalog import Subject, count_files, find_subject, list_project, natural_key
+from xnat_download.cli import base_parser, human_size, print_columns, run, setup_logging
+from xnat_download.config import demo_sandbox, resolve_config
+from xnat_download.connection import XnatClient
+from xnat_download.errors import ExitStatus
 
 SUBJECT = None      # a subject label or ID; None shows the first one
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--subject", default=SUBJECT, metavar="LABEL", help="the subject to show")
     which.add_argument("--all", action="store_true", help="every subject: one line per session")
@@ -33,16 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    common.setup_logging(args)
-    with common.demo_sandbox(args):
-        config = common.resolve_config(args)
-        with common.XnatClient(config) as client:
-            subjects = common.list_project(client, config.project)
+    setup_logging(args)
+    with demo_sandbox(args):
+        config = resolve_config(args)
+        with XnatClient(config) as client:
+            subjects = list_project(client, config.project)
             if not args.all:
-                subject = common.find_subject(subjects, args.subject, config.project)
+                subject = find_subject(subjects, args.subject, config.project)
                 # File counts cost one request per session: only for the subject shown in detail.
                 for session in subject.sessions:
-                    common.count_files(client, session, common.RESOURCE)
+                    count_files(client, session, common.RESOURCE)
                 subjects = [subject]
     if args.json:
         json.dump([subject_as_dict(subject) for subject in subjects], sys.stdout, indent=2)
@@ -53,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         print_sessions(subjects)
     else:
         print_subject(subjects[0], config.project)
-    return common.ExitStatus.OK
+    return ExitStatus.OK
 
 
-def subject_as_dict(subject: common.Subject) -> dict:
+def subject_as_dict(subject: Subject) -> dict:
     return {"id": subject.id, "label": subject.label, "sessions": [
         {"id": session.id, "label": session.label, "date": session.date,
          "modality": session.modality, "scans": [
@@ -66,7 +71,7 @@ def subject_as_dict(subject: common.Subject) -> dict:
         for session in subject.sessions]}
 
 
-def write_csv(subjects: list[common.Subject]) -> None:
+def write_csv(subjects: list[Subject]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["subject", "session", "scan", "type", "series_description", "quality",
                      "files", "bytes"])
@@ -79,7 +84,7 @@ def write_csv(subjects: list[common.Subject]) -> None:
                                  "" if scan.bytes is None else scan.bytes])
 
 
-def print_subject(subject: common.Subject, project: str) -> None:
+def print_subject(subject: Subject, project: str) -> None:
     print(f"Subject {subject.label} ({subject.id}) in project {project}: "
           f"{len(subject.sessions)} session(s)")
     for session in subject.sessions:
@@ -87,22 +92,22 @@ def print_subject(subject: common.Subject, project: str) -> None:
               f"modality {session.modality or '-'}")
         rows = [["SCAN", "TYPE", "SERIES DESCRIPTION", "QUALITY", "FILES", "SIZE"]]
         rows += [[scan.id, scan.type, scan.series_description, scan.quality,
-                  str(scan.files or 0), common.human_size(scan.bytes) if scan.files else "-"]
+                  str(scan.files or 0), human_size(scan.bytes) if scan.files else "-"]
                  for scan in session.scans]
-        common.print_columns(rows, indent="  ")
+        print_columns(rows, indent="  ")
 
 
-def print_sessions(subjects: list[common.Subject]) -> None:
+def print_sessions(subjects: list[Subject]) -> None:
     rows = [["SUBJECT", "SESSION", "DATE", "MODALITY", "SCANS", "TYPES"]]
     for subject in subjects:
         for session in subject.sessions:
-            types = sorted({scan.type for scan in session.scans if scan.type}, key=common.natural_key)
+            types = sorted({scan.type for scan in session.scans if scan.type}, key=natural_key)
             rows.append([subject.label, session.label, session.date, session.modality,
                          str(len(session.scans)), " ".join(types)])
         if not subject.sessions:
             rows.append([subject.label, "-", "", "", "0", ""])
-    common.print_columns(rows)
+    print_columns(rows)
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(main))
+    sys.exit(run(main))

@@ -13,6 +13,14 @@ import argparse
 import sys
 
 import common
+from xnat_download.catalog import (Scan, Session, describe_scans, find_subject, list_project,
+    pick_session, scans_with_files)
+from xnat_download.cli import add_download_options, base_parser, run, setup_logging
+from xnat_download.config import demo_sandbox, resolve_config
+from xnat_download.connection import XnatClient
+from xnat_download.download import download_jobs
+from xnat_download.errors import XnatError
+from xnat_download.plan import Job
 
 SUBJECT = None      # label or ID; None takes the first subject (natural order)
 SESSION = None      # label or ID; None takes the subject's first session with the resource
@@ -20,50 +28,50 @@ SCAN = None         # scan ID; None takes the session's first scan with the reso
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = common.base_parser(__doc__)
+    parser = base_parser(__doc__)
     which = parser.add_argument_group("which scan")
     which.add_argument("--subject", default=SUBJECT, metavar="LABEL")
     which.add_argument("--session", default=SESSION, metavar="LABEL")
     which.add_argument("--scan", default=SCAN, metavar="ID")
-    common.add_download_options(parser)
+    add_download_options(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    common.setup_logging(args)
-    with common.demo_sandbox(args):
-        config = common.resolve_config(args)
-        with common.XnatClient(config, args.workers, args.retries, args.timeout) as client:
-            subjects = common.list_project(client, config.project)
+    setup_logging(args)
+    with demo_sandbox(args):
+        config = resolve_config(args)
+        with XnatClient(config, args.workers, args.retries, args.timeout) as client:
+            subjects = list_project(client, config.project)
             # Without --subject, a session is looked up (or the first one taken) across the project.
-            subject = common.find_subject(subjects, args.subject, config.project) if args.subject else None
-            session, files = common.pick_session(client, subjects, subject, args.session,
-                                                 args.resource, config.project)
+            subject = find_subject(subjects, args.subject, config.project) if args.subject else None
+            session, files = pick_session(client, subjects, subject, args.session,
+                                          args.resource, config.project)
             scan = pick_scan(session, files, args.scan, args.resource)
-            job = common.Job(session, [scan], files,
-                             lambda scan: config.output_dir / common.scan_folder_name(scan))
-            return common.download_jobs(client, config, [job], args.resource, args.workers,
-                                        args.dry_run)
+            job = Job(session, [scan], files,
+                      lambda scan: common.single_scan_folder(config.output_dir, scan))
+            return download_jobs(client, config, [job], args.resource, args.workers,
+                                 args.dry_run)
 
 
-def pick_scan(session: common.Session, files: dict, wanted: str | None, resource: str) -> common.Scan:
+def pick_scan(session: Session, files: dict, wanted: str | None, resource: str) -> Scan:
     """The scan asked for, or the first (natural order) with the resource."""
-    with_files = common.scans_with_files(session, files)
+    with_files = scans_with_files(session, files)
     if wanted is None:
         if not with_files:
-            raise common.XnatError(f"no scan of session {session.label} has a {resource} resource; "
-                                   f"scans there: {common.describe_scans(session.scans)}")
+            raise XnatError(f"no scan of session {session.label} has a {resource} resource; "
+                            f"scans there: {describe_scans(session.scans)}")
         return with_files[0]
     for scan in with_files:
         if scan.id == wanted:
             return scan
     if any(scan.id == wanted for scan in session.scans):
-        raise common.XnatError(f"scan {wanted} of session {session.label} has no {resource} "
-                               f"resource; scans with one: {common.describe_scans(with_files)}")
-    raise common.XnatError(f"scan {wanted} not found in session {session.label}; scans there: "
-                           f"{common.describe_scans(session.scans)}")
+        raise XnatError(f"scan {wanted} of session {session.label} has no {resource} "
+                        f"resource; scans with one: {describe_scans(with_files)}")
+    raise XnatError(f"scan {wanted} not found in session {session.label}; scans there: "
+                    f"{describe_scans(session.scans)}")
 
 
 if __name__ == "__main__":
-    sys.exit(common.run(main))
+    sys.exit(run(main))

@@ -29,7 +29,7 @@ BENCH = REPO / "bench"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `sandbox` is a package at the top of the repository
 
-from common import digest_of as md5_of  # noqa: E402  (one MD5 of a file for every tool)
+from xnat_download.disk import digest_of as md5_of  # noqa: E402  (one MD5 of a file for every tool)
 from sandbox import Sandbox, Scale  # noqa: E402
 
 MiB = 1024 * 1024

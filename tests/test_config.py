@@ -19,6 +19,8 @@ def copy_with_constants(tmp_path: Path, **constants: str) -> Path:
     folder = tmp_path / "edited"
     folder.mkdir()
     shutil.copy(REPO / SCRIPT, folder)
+    shutil.copytree(REPO / "xnat_download", folder / "xnat_download",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     source = (REPO / "common.py").read_text()
     for name, value in constants.items():
         source, count = re.subn(rf"^{name} = .*$", f"{name} = {value!r}", source, flags=re.M)

@@ -11,7 +11,8 @@ import pytest
 
 from cli import data_files_below, md5_of, run_script, script_env, start_script
 
-from common import natural_key, safe_relative_path, scan_folder_name, Scan
+from common import safe_relative_path, scan_folder_name
+from xnat_download.catalog import Scan, natural_key
 
 SESSION_SCRIPT = "4_download_session.py"
 SCAN_SCRIPT = "3_download_single_scan.py"

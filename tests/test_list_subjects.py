@@ -9,7 +9,7 @@ import sys
 
 from cli import REPO, run_script, script_env
 
-from common import natural_key
+from xnat_download.catalog import natural_key
 
 SCRIPT = "2_list_subjects.py"
 

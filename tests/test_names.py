@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import common
 from cli import data_files_below, files_below, run_script, script_env
-from common import RemoteFile, Scan, Session
+from xnat_download.catalog import RemoteFile, Scan, Session
+from xnat_download.manifest import LOCK_NAME, MANIFEST_NAME
+from xnat_download.plan import ScanPlan, plan_scan
 from sandbox import File, Sandbox
 
 SESSION_SCRIPT = "4_download_session.py"
@@ -39,14 +41,14 @@ def is_refused_by_contract(server_name: str) -> bool:
     return any(part in ("", ".", "..") for part in server_name.replace("\\", "/").split("/"))
 
 
-def plan(names: list[str], root: Path) -> common.ScanPlan:
+def plan(names: list[str], root: Path) -> ScanPlan:
     output_dir = root / "out"
     session = Session(id="XNAT_E00001", label="ses-1", subject_label="sub-1")
     scan = Scan(id="1", type="T1")
     files = [RemoteFile(scan_id="1", path=n, size=1, md5="", url=f"/files/{i}") for i, n in enumerate(names)]
     client = SimpleNamespace(server="https://xnat.example.org")   # plan_scan reads only this
-    return common.plan_scan(client, "P", session, scan, "DICOM", files,
-                            output_dir / "session-ses-1" / "scan-1_T1", output_dir)
+    return plan_scan(client, "P", session, scan, "DICOM", files,
+                     output_dir / "session-ses-1" / "scan-1_T1", output_dir)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -69,7 +71,7 @@ def test_every_planned_name_is_safe_unique_and_inside_its_folder(names):
         parts = planned_file.relative.split("/")
         assert all(SAFE_COMPONENT.fullmatch(p) and p not in (".", "..") for p in parts)
         assert all(len(p.encode()) <= LONGEST_COMPONENT for p in parts)
-        assert parts[-1] not in (common.MANIFEST_NAME, common.LOCK_NAME) and not parts[-1].endswith(".part")
+        assert parts[-1] not in (MANIFEST_NAME, LOCK_NAME) and not parts[-1].endswith(".part")
         assert planned_file.target == scan_plan.folder / planned_file.relative
         assert common.inside(scan_plan.folder, planned_file.target)
     # The same listing in another order gives every file the same name: resume finds them again.

@@ -16,7 +16,8 @@ import pytest
 
 from cli import data_files_below, run_script, script_env, start_script
 
-from common import Scan, safe_relative_path, scan_folder_name
+from common import safe_relative_path, scan_folder_name
+from xnat_download.catalog import Scan
 
 SESSION_SCRIPT = "4_download_session.py"
 SCAN_SCRIPT = "3_download_single_scan.py"

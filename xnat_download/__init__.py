@@ -1,0 +1,16 @@
+"""The machinery of the xnat-download scripts, one concern per module.
+
+Imports run one way: the scripts import this package and common.py; the modules import common.py
+(the site defaults and the folder layout) and the modules listed before them here:
+
+    errors      the errors a run can end with, exit codes, secrets scrubbed from messages
+    cli         options, logging, notes and warnings, run(main): one line and an exit code
+    config      settings and credentials: option > environment > common.py > ~/.netrc > prompt
+    connection  xnatpy login, GET with retries and backoff, a fresh login on 401
+    catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
+    plan        which files of a scan to fetch, and the safe path each one takes
+    disk        folders, digests and disk errors
+    manifest    .xnat-manifest.json and the folder lock
+    transfer    the worker pool: verified .part writes, retries, progress, the tally
+    download    the story of scripts 3 and 4: plan, fetch or --dry-run, summary
+"""

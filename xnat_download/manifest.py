@@ -1,0 +1,169 @@
+"""The manifest (`.xnat-manifest.json`: a scan folder's source and each verified file) and the
+folder lock that makes two runs into one folder take turns."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from stat import S_ISREG
+from typing import Iterator
+from urllib.parse import urlsplit
+
+from xnat_download.cli import note, warn
+from xnat_download.disk import describe_disk_error, digest_of, remove_quietly
+from xnat_download.errors import DiskProblem, XnatError
+from xnat_download.plan import PlannedFile
+
+MANIFEST_NAME = ".xnat-manifest.json"
+LOCK_NAME = ".xnat-lock"
+MANIFEST_FLUSH_SECONDS = 2.0
+
+log = logging.getLogger("xnat_download")
+
+def same_source(recorded: dict, wanted: dict) -> bool:
+    """Same server (host and path prefix, not scheme or port), project, session, scan, resource."""
+    def where(server: str) -> tuple[str, str]:
+        parts = urlsplit(server or "")
+        return (parts.hostname or "").lower(), parts.path.rstrip("/")
+
+    return (where(recorded.get("server", "")) == where(wanted["server"])
+            and all(recorded.get(key) == wanted[key]
+                    for key in ("project", "session", "scan", "resource")))
+
+
+class Manifest:
+    """`.xnat-manifest.json`: where a scan folder's files came from, and each verified file."""
+
+    def __init__(self, folder: Path, source: dict) -> None:
+        self.path = folder / MANIFEST_NAME
+        self.source = source
+        self.files: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._last_write = 0.0
+
+    def load(self) -> None:
+        """Read what an earlier run recorded; XnatError if the folder belongs to another source."""
+        if not self.path.exists():
+            return
+        if not self.path.is_file():
+            raise XnatError(f"{self.path} is not a file: move it away, then run again")
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            recorded_source, files = data["source"], data["files"]
+            if not isinstance(recorded_source, dict) or not isinstance(files, dict):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            warn(f"{self.path} is damaged; the files in that folder will be checked again")
+            return
+        if not same_source(recorded_source, self.source):
+            raise XnatError(
+                f"{self.path.parent} holds another scan's data (from "
+                f"{recorded_source.get('project')}/{recorded_source.get('session')} scan "
+                f"{recorded_source.get('scan')}): nothing was written there; choose another "
+                f"folder with --output-dir")
+        self.files = {name: entry for name, entry in files.items()
+                      if isinstance(entry, dict) and {"size", "md5"} <= entry.keys()}
+
+    def add(self, relative: str, size: int, md5: str, mtime_ns: int) -> None:
+        with self._lock:
+            self.files[relative] = {"size": size, "md5": md5, "mtime_ns": mtime_ns}
+            self._dirty = True
+        if time.monotonic() - self._last_write > MANIFEST_FLUSH_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            if not self._dirty and self.path.exists():
+                return
+            data = {"format": 1, "source": self.source,
+                    "files": dict(sorted(self.files.items()))}
+            temporary = self.path.with_name(self.path.name + ".part")
+            try:
+                temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+                os.replace(temporary, self.path)
+            except OSError as error:   # the disk filled up under the data files too
+                remove_quietly(temporary)
+                raise DiskProblem(describe_disk_error(error, self.path.parent)) from None
+            self._dirty = False
+            self._last_write = time.monotonic()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, quiet: bool) -> Iterator[None]:
+    """Hold the scan folder for this process: a second download into it waits, then resumes."""
+    try:
+        handle = open(folder / LOCK_NAME, "a+b")
+    except OSError as error:
+        try:   # a read-only folder: a complete download there is still checked, not refused
+            handle = open(folder / LOCK_NAME, "rb")
+        except OSError:
+            log.debug("no lock for %s: %s", folder, error)
+            yield  # nothing can be written there, so nothing can clash either
+            return
+    try:
+        if not _try_lock(handle):
+            note(f"waiting for another download into {folder} to finish", quiet)
+            _lock(handle)
+        yield
+    finally:
+        handle.close()  # closing releases the lock; the empty lock file stays harmlessly
+
+
+try:
+    import fcntl
+
+    def _try_lock(handle) -> bool:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _lock(handle) -> None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+except ImportError:  # Windows
+    import msvcrt
+
+    def _try_lock(handle) -> bool:
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+    def _lock(handle) -> None:
+        while not _try_lock(handle):
+            time.sleep(0.5)
+
+
+def already_there(planned: PlannedFile, manifest: Manifest, record: bool = True) -> bool:
+    """Already on disk and verified: by the manifest if the file is untouched, else by digest
+    (and then, with record, added to the manifest)."""
+    remote, target = planned.remote, planned.target
+    try:
+        info = target.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if not S_ISREG(info.st_mode) or (remote.size >= 0 and info.st_size != remote.size):
+        return False
+    entry = manifest.files.get(planned.relative)
+    if entry and entry.get("mtime_ns") == info.st_mtime_ns and entry["size"] == info.st_size \
+            and (not remote.md5 or entry["md5"] == remote.md5):
+        return True
+    md5 = digest_of(target)
+    if remote.md5 and md5 != remote.md5:
+        return False
+    if record:
+        manifest.add(planned.relative, info.st_size, md5, info.st_mtime_ns)
+    return True
+
+
+def someone_elses(planned: PlannedFile, manifest: Manifest) -> bool:
+    """A file (or folder) under the planned name that the manifest does not say we wrote."""
+    return planned.relative not in manifest.files and os.path.lexists(planned.target)
+

@@ -1,0 +1,89 @@
+"""Plans: which files of a scan to fetch, and the safe path below the scan folder each one takes."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from common import UnsafeName, inside, safe_relative_path
+from xnat_download.catalog import RemoteFile, Scan, Session
+from xnat_download.connection import XnatClient, on_server
+
+@dataclass
+class PlannedFile:
+    remote: RemoteFile
+    relative: str        # path below the scan folder
+    target: Path
+
+
+@dataclass
+class ScanPlan:
+    session: Session
+    scan: Scan
+    folder: Path
+    source: dict
+    files: list[PlannedFile] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)   # (server name, why)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(max(f.remote.size, 0) for f in self.files)
+
+
+def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, resource: str,
+              files: list[RemoteFile], folder: Path, output_dir: Path) -> ScanPlan:
+    """Map a scan's server files to safe paths in its folder; refuse what would escape it."""
+    source = {"server": client.server, "project": project, "subject": session.subject_label,
+              "session": session.label, "session_id": session.id, "scan": scan.id,
+              "type": scan.type, "resource": resource}
+    plan = ScanPlan(session=session, scan=scan, folder=folder, source=source)
+    cleaned: list[tuple[RemoteFile, str]] = []
+    # Sorted so that, when two names clean up to the same one, the same file keeps the plain name
+    # on every run.
+    for remote in sorted(files, key=lambda f: f.path):
+        try:
+            cleaned.append((remote, safe_relative_path(remote.path)))
+        except UnsafeName as error:
+            plan.refused.append((remote.path, str(error)))
+    # Every sub-folder is taken from the start: a file named like a folder ('a' beside 'a/b.dcm')
+    # would otherwise stop the whole download when the folder cannot be made.
+    taken: set[str] = set()
+    for _, relative in cleaned:
+        parts = relative.split("/")
+        taken.update("/".join(parts[:end]).casefold() for end in range(1, len(parts)))
+    for remote, relative in cleaned:
+        relative = unique_name(relative, remote.path, taken)
+        taken.add(relative.casefold())
+        target = folder / relative
+        if not inside(output_dir, target):
+            plan.refused.append((remote.path, "refused: it would land outside the output folder"))
+            continue
+        if not on_server(client.server, remote.url):
+            plan.refused.append((remote.path, "refused: the listing links it to another server"))
+            continue
+        plan.files.append(PlannedFile(remote=remote, relative=relative, target=target))
+    return plan
+
+
+def unique_name(relative: str, server_name: str, taken: set[str]) -> str:
+    """The relative path, tagged with a digest of the server's name if a file or folder has it
+    already (case-insensitively: 'a b.dcm' and 'a_b.dcm' clean up to one name)."""
+    candidate, attempt = relative, 0
+    while candidate.casefold() in taken:
+        attempt += 1
+        salted = server_name if attempt == 1 else f"{server_name}\n{attempt}"
+        tag = hashlib.md5(salted.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem, dot, suffix = relative.rpartition(".")
+        candidate = f"{stem}_{tag}.{suffix}" if dot and "/" not in suffix else f"{relative}_{tag}"
+    return candidate
+
+
+@dataclass
+class Job:
+    """One session to download: which of its scans, and the folder each goes to."""
+    session: Session
+    scans: list[Scan]
+    files: dict[str, list[RemoteFile]]
+    folder_of: Callable[[Scan], Path]
+
