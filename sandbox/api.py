@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 
 from .catalog import Catalog, File, Project, Resource, Scan, Session, SessionPlace, Subject
 from .faults import Faults
-from .zipstream import zip_chunks, zip_length
+from .zipstream import deflated_zip_chunks, zip_chunks, zip_length
 
 LAST_MODIFIED = "Mon, 15 Jan 2024 10:15:00 GMT"
 XNAT_VERSION = "1.8.10"
@@ -96,6 +96,14 @@ def file_uri_name(name: str) -> str:
     if all(part not in ("", ".", "..") for part in parts):
         return "/".join(quote(part, safe="") for part in parts)
     return quote(name, safe="")
+
+
+def corrupted_copy(file: File) -> File:
+    """The file with its first byte flipped: same name and size, a different MD5 and CRC."""
+    altered = bytearray(b"".join(bytes(chunk) for chunk in file.chunks()))
+    if altered:
+        altered[0] ^= 0xFF
+    return File.from_bytes(file.name, bytes(altered))
 
 
 def zip_folder_type(scan_type: str) -> str:
@@ -298,14 +306,22 @@ class Api:
     # --- files ---
 
     def files(self, request: Request, place: SessionPlace, chosen: list[tuple[Scan, Resource]]) -> Reply:
+        faults = self.faults()
         if request.query.get("format") == "zip":
             entries = [(f"{place.session.label}/scans/{scan.id}-{zip_folder_type(scan.type)}"
                         f"/resources/{resource.label}/files/{file.name}", file)
                        for scan, resource in chosen for file in resource.files]
-            return Reply(content_type="application/zip", stream=lambda: zip_chunks(entries),
+            if entries and faults.matches(request.path, request.query_string) \
+                    and faults.take("corrupt_count"):
+                # As when a file on the server's disk no longer matches its catalog: the zip's CRC
+                # is right for the bytes it carries, the catalog's MD5 is not.
+                middle = len(entries) // 2
+                name, file = entries[middle]
+                entries[middle] = (name, corrupted_copy(file))
+            chunks = deflated_zip_chunks if faults.zip_deflate else zip_chunks
+            return Reply(content_type="application/zip", stream=lambda: chunks(entries),
                          stream_length=zip_length(entries),
                          headers=[("Content-Disposition", f"attachment; filename=\"{place.session.label}.zip\"")])
-        faults = self.faults()
         extra = 1 if faults.wrong_size else 0
         rows = [{"Name": file.name, "Size": str(file.size + extra),
                  "URI": faults.foreign_links + file_uri(place.session, scan, resource, file),

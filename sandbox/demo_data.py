@@ -43,6 +43,7 @@ class Scale:
     scans_per_session: int = 10
     files_per_scan: int = 1
     file_size: int = 1024
+    first_scan_files: int | None = None  # the first scan of a session holds this many (uneven shapes)
 
 
 class _Keys:
@@ -370,9 +371,12 @@ def _build_big_project(scale: Scale, keys: _Keys) -> Project:
             study_uid = derived_uid("BIG", label)
             for scan_number in range(1, scale.scans_per_session + 1):
                 scan_type = SCALE_SCAN_TYPES[(scan_number - 1) % len(SCALE_SCAN_TYPES)]
+                file_count = scale.files_per_scan
+                if scan_number == 1 and scale.first_scan_files is not None:
+                    file_count = scale.first_scan_files
                 files = [File.generated(xnat_dicom_name(study_uid, str(scan_number), instance),
                                         scale.file_size, keys.file_number())
-                         for instance in range(1, scale.files_per_scan + 1)]
+                         for instance in range(1, file_count + 1)]
                 session.scans.append(Scan(
                     id=str(scan_number), type=scan_type, series_description=_SERIES_DESCRIPTIONS[scan_type],
                     key=keys.scan_key(), resources=[Resource(label="DICOM", cat_id=keys.cat_id(), files=files)]))

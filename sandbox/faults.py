@@ -15,7 +15,8 @@ probability `status_rate` (a seeded RNG, so runs repeat); `listing` spoils every
 whose path and query contain `listing_match` unless `listing_count` limits it. `expire_after`
 is None (off) or N: N more requests succeed on their session cookie, then every server session
 ends, once. Body faults (reset, short, stall) cut the body at half its length; corrupt flips the
-first, middle and last bytes.
+first, middle and last bytes of a file, and in a zip changes the middle entry's bytes with its CRC
+to match, so that only the catalog's MD5 can tell.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Faults:
     wrong_size: bool = False  # files listings say Size + 1
     no_digest: bool = False  # files listings give an empty digest, as catalogs without checksums do
     foreign_links: str = ""  # e.g. "http://other:8080": files listings link every file to that server
+    zip_deflate: bool = False  # a site setting: zips deflated, sizes in data descriptors (else stored)
 
     _used: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)

@@ -83,6 +83,7 @@ class Sandbox:
         self.catalog: Catalog = build_catalog(scale=scale, hostile=hostile)
         self.faults = Faults()
         self.log: list[LogEntry] = []
+        self.in_flight = self.peak_in_flight = 0
         self.keep_log = True  # False: entries only go to log_listeners
         self.log_listeners: list[Callable[[LogEntry], None]] = []  # called for every entry
         self.user, self.password = self.USER, self.PASSWORD
@@ -170,6 +171,18 @@ class Sandbox:
             entries = list(self.log)
         return [entry for entry in entries
                 if entry.method == "GET" and is_file_request(entry.path[prefix_length:], entry.query)]
+
+    def count_in_flight(self, change: int) -> None:
+        """Requests being answered right now; `peak_in_flight` keeps the most at once."""
+        with self._log_lock:
+            self.in_flight += change
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def zip_requests(self) -> list[LogEntry]:
+        """GETs of a resource's files as one zip."""
+        with self._log_lock:
+            entries = list(self.log)
+        return [entry for entry in entries if entry.method == "GET" and "format=zip" in entry.query]
 
     # --- server sessions ---
 
@@ -284,9 +297,10 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query_string = self.path.partition("?")
         self.request_path, self.query_string = path, query_string
         form = self.read_request_body()
-        if faults.latency > 0:
-            sandbox._stopping.wait(faults.latency)
+        sandbox.count_in_flight(+1)
         try:
+            if faults.latency > 0:
+                sandbox._stopping.wait(faults.latency)
             try:
                 reply = self.route(path, query_string, form)
             except Exception:  # a bug here must look like a server error, not a dropped line
@@ -295,6 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_reply(reply)
         except (ConnectionError, ssl.SSLError, OSError):
             self.close_connection = True  # the client went away (or a fault cut the line)
+        finally:
+            sandbox.count_in_flight(-1)
         if self.log_entry is None:
             self.record(self.sent)
         self.log_entry.bytes = self.sent  # differs from the plan only when the client went away
@@ -488,7 +504,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_body(chunks, reply.range_end - reply.range_start, chunked=False)
         elif reply.stream is not None:
             self.wfile.write(head_bytes)
-            self.send_body(reply.stream(), reply.stream_length, chunked=chunked)
+            self.send_body(reply.stream(), reply.stream_length, chunked=chunked, is_zip=True)
         elif len(reply.body) <= SMALL_BODY:
             self.record(len(reply.body))
             self.wfile.write(head_bytes + reply.body)
@@ -503,7 +519,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Paced bodies go out in pieces of about 1/50 s, so pacing is smooth, not bursty.
         return CHUNK_SIZE if pace <= 0 else max(4096, min(CHUNK_SIZE, int(pace / 50)))
 
-    def send_body(self, chunks: Iterable[bytes | memoryview], length: int, chunked: bool) -> None:
+    def send_body(self, chunks: Iterable[bytes | memoryview], length: int, chunked: bool,
+                  is_zip: bool = False) -> None:
         sandbox = self.server.sandbox
         faults = sandbox.faults
         cut_at, how = length, ""
@@ -515,7 +532,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
             else:
                 how = ""
-            corrupt = faults.take("corrupt_count")
+            # A zip's wrong entry is made with a matching CRC when the zip is built (api.py).
+            corrupt = not is_zip and faults.take("corrupt_count")
         pace = faults.pace
         chunk_size = self.chunk_size()
         started = time.monotonic()

@@ -1,13 +1,15 @@
-"""A stored (uncompressed) zip written as a stream, the way XNAT sends `?format=zip`.
+"""A zip written as a stream, the way XNAT sends `?format=zip` (Java's ZipOutputStream).
 
-Sizes and CRCs are known before an entry starts (the catalog caches them), so every local header
-is complete and the whole archive's length is known in advance; that lets the faults cut a zip
-at half its length just like a file.
+Stored (the default): sizes and CRCs are known before an entry starts (the catalog caches them),
+so every local header is complete and the whole archive's length is known in advance; that lets
+the faults cut a zip at half its length just like a file. Deflated (a site setting): the local
+header holds zeros and a data descriptor follows each entry's data, as Java writes it.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterator
 
 from .catalog import File
@@ -15,6 +17,8 @@ from .catalog import File
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
 _END_RECORD = struct.Struct("<IHHHHIIH")
+_DATA_DESCRIPTOR = struct.Struct("<IIII")
+_HAS_DESCRIPTOR = 0x0008
 _UTF8_NAMES = 0x0800
 _DOS_TIME = (10 << 11) | (15 << 5)  # 10:15:00
 _DOS_DATE = ((2024 - 1980) << 9) | (1 << 5) | 15  # 2024-01-15
@@ -51,5 +55,35 @@ def zip_chunks(entries: list[tuple[str, File]]) -> Iterator[bytes | memoryview]:
         yield header
         yield from file.chunks()
         offset += len(header) + file.size
+    directory = b"".join(central_directory)
+    yield directory + _END_RECORD.pack(0x06054B50, 0, 0, len(entries), len(entries), len(directory), offset, 0)
+
+
+def deflated_zip_chunks(entries: list[tuple[str, File]]) -> Iterator[bytes]:
+    """The archive with deflated entries, each followed by a data descriptor (flag bit 3)."""
+    central_directory: list[bytes] = []
+    offset = 0
+    flags = _UTF8_NAMES | _HAS_DESCRIPTOR
+    for name, file in entries:
+        encoded = name.encode()
+        header = _LOCAL_HEADER.pack(0x04034B50, 20, flags, 8, _DOS_TIME, _DOS_DATE, 0, 0, 0,
+                                    len(encoded), 0) + encoded
+        yield header
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        crc, compressed = 0, 0
+        for chunk in file.chunks():
+            crc = zlib.crc32(chunk, crc)
+            out = compressor.compress(chunk)
+            compressed += len(out)
+            if out:
+                yield out
+        out = compressor.flush()
+        compressed += len(out)
+        descriptor = _DATA_DESCRIPTOR.pack(0x08074B50, crc, compressed, file.size)
+        yield out + descriptor
+        central_directory.append(
+            _CENTRAL_HEADER.pack(0x02014B50, 20, 20, flags, 8, _DOS_TIME, _DOS_DATE, crc,
+                                 compressed, file.size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded)
+        offset += len(header) + compressed + len(descriptor)
     directory = b"".join(central_directory)
     yield directory + _END_RECORD.pack(0x06054B50, 0, 0, len(entries), len(entries), len(directory), offset, 0)
