@@ -18,7 +18,7 @@ from xnat_download.catalog import (Scan, Session, describe_scans, find_subject, 
 from xnat_download.cli import add_download_options, base_parser, run, setup_logging
 from xnat_download.config import demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
-from xnat_download.download import download_jobs
+from xnat_download.download import DownloadOptions, download_jobs
 from xnat_download.errors import XnatError
 from xnat_download.plan import Job
 
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             scan = pick_scan(session, files, args.scan, args.resource)
             job = Job(session, [scan], files,
                       lambda scan: common.single_scan_folder(config.output_dir, scan))
-            return download_jobs(client, config, [job], args.resource, args.workers,
-                                 args.dry_run)
+            return download_jobs(client, config, [job], DownloadOptions.from_args(args))
 
 
 def pick_scan(session: Session, files: dict, wanted: str | None, resource: str) -> Scan:

@@ -23,7 +23,7 @@ from xnat_download.catalog import (Scan, Session, Subject, describe_scans, filte
 from xnat_download.cli import add_download_options, base_parser, note, run, setup_logging
 from xnat_download.config import Config, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
-from xnat_download.download import download_jobs
+from xnat_download.download import DownloadOptions, download_jobs
 from xnat_download.errors import XnatError
 from xnat_download.plan import Job
 
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 job, skipped = one_session_job(client, subjects, args, config)
                 jobs = [job]
-            return download_jobs(client, config, jobs, args.resource, args.workers,
-                                 args.dry_run, skipped)
+            return download_jobs(client, config, jobs, DownloadOptions.from_args(args), skipped)
 
 
 def one_session_job(client: XnatClient, subjects: list[Subject], args: argparse.Namespace,

@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from common import safe_relative_path, scan_folder_name  # noqa: E402  (needs the path above)
+from xnat_download.catalog import Scan  # noqa: E402
 
 
 def script_env(home: Path, sandbox=None, **overrides: str) -> dict[str, str]:
@@ -50,3 +55,32 @@ def data_files_below(folder: Path) -> dict[str, Path]:
     """Like files_below, without our manifest and lock files."""
     return {name: path for name, path in files_below(folder).items()
             if Path(name).name not in (".xnat-manifest.json", ".xnat-lock")}
+
+
+def find_session(sandbox, label, project="DEMO"):
+    for subject in sandbox.catalog.projects[project].subjects:
+        for session in subject.sessions:
+            if session.label == label:
+                return session
+    raise KeyError(label)
+
+
+def expected_files(session, resource="DICOM", scan_ids=None) -> dict[str, bytes]:
+    """Relative path below the session folder -> the bytes the sandbox serves."""
+    expected = {}
+    for scan in session.scans:
+        if scan_ids is not None and scan.id not in scan_ids:
+            continue
+        folder = scan_folder_name(Scan(id=scan.id, type=scan.type))
+        for res in scan.resources:
+            if res.label == resource:
+                for file in res.files:
+                    expected[f"{folder}/{safe_relative_path(file.name)}"] = file.data()
+    return expected
+
+
+def assert_downloaded(folder: Path, expected: dict[str, bytes]) -> None:
+    on_disk = data_files_below(folder)
+    assert sorted(on_disk) == sorted(expected)
+    for name, data in expected.items():
+        assert on_disk[name].read_bytes() == data, name

@@ -5,46 +5,17 @@ from __future__ import annotations
 import json
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from cli import data_files_below, md5_of, run_script, script_env, start_script
+from cli import (assert_downloaded, data_files_below, expected_files, find_session, md5_of, run_script,
+                 script_env, start_script)
 
-from common import safe_relative_path, scan_folder_name
+from common import scan_folder_name
 from xnat_download.catalog import Scan, natural_key
 
 SESSION_SCRIPT = "4_download_session.py"
 SCAN_SCRIPT = "3_download_single_scan.py"
-
-
-def find_session(sandbox, label, project="DEMO"):
-    for subject in sandbox.catalog.projects[project].subjects:
-        for session in subject.sessions:
-            if session.label == label:
-                return session
-    raise KeyError(label)
-
-
-def expected_files(session, resource="DICOM", scan_ids=None) -> dict[str, bytes]:
-    """Relative path below the session folder -> the bytes the sandbox serves."""
-    expected = {}
-    for scan in session.scans:
-        if scan_ids is not None and scan.id not in scan_ids:
-            continue
-        folder = scan_folder_name(Scan(id=scan.id, type=scan.type))
-        for res in scan.resources:
-            if res.label == resource:
-                for file in res.files:
-                    expected[f"{folder}/{safe_relative_path(file.name)}"] = file.data()
-    return expected
-
-
-def assert_downloaded(folder: Path, expected: dict[str, bytes]) -> None:
-    on_disk = data_files_below(folder)
-    assert sorted(on_disk) == sorted(expected)
-    for name, data in expected.items():
-        assert on_disk[name].read_bytes() == data, name
 
 
 def file_gets(sandbox):
@@ -115,7 +86,8 @@ def test_session_label_alone_is_found_across_the_project(sandbox, tmp_path):
 
 
 def test_workers_1_is_sequential_and_gives_the_same_files(sandbox, tmp_path):
-    result = run_script(SESSION_SCRIPT, "--workers", "1", cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--workers", "1", "--transfer", "files", cwd=tmp_path,
+                        sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1",
                       expected_files(find_session(sandbox, "sub-2_ses-1")))
@@ -274,7 +246,7 @@ def test_a_leftover_part_file_is_continued_or_replaced(sandbox, tmp_path):
 def test_transient_faults_are_retried_until_every_file_is_right(sandbox, tmp_path, fault):
     for name, value in fault.items():
         setattr(sandbox.faults, name, value)
-    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--transfer", "files", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     expected = expected_files(find_session(sandbox, "sub-2_ses-1"))
     assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1", expected)
@@ -286,7 +258,8 @@ def test_retry_after_is_respected(sandbox, tmp_path):
     sandbox.faults.throttle_count = 1
     sandbox.faults.retry_after = 1
     started = time.monotonic()
-    result = run_script(SESSION_SCRIPT, "--workers", "1", cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--workers", "1", "--transfer", "files", cwd=tmp_path,
+                        sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     throttled = [e for e in sandbox.log if e.status == 429]
     retried_at = [e for e in sandbox.log if e.path == throttled[0].path and e.status == 200]
@@ -299,7 +272,8 @@ def test_a_file_that_stays_wrong_fails_the_run_after_the_others_arrive(sandbox, 
     victim = session.scans[1].resources[0].files[0]
     sandbox.faults.match = victim.name
     sandbox.faults.corrupt_count = -1
-    result = run_script(SESSION_SCRIPT, "--retries", "2", cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--retries", "2", "--transfer", "files", cwd=tmp_path,
+                        sandbox=sandbox)
     assert result.returncode == 1
     assert "MD5 digest did not match" in result.stderr and victim.name in result.stderr
     assert "1 file(s) could not be downloaded" in result.stderr.strip().splitlines()[-1]
@@ -350,7 +324,7 @@ def test_a_stalled_transfer_times_out_and_is_retried(sandbox, tmp_path):
 def test_an_interrupted_download_exits_and_a_rerun_completes(sandbox, tmp_path, stop, exit_status):
     sandbox.faults.stall_count = -1
     sandbox.faults.stall_seconds = 60
-    process = start_script(SESSION_SCRIPT, "--workers", "2", cwd=tmp_path,
+    process = start_script(SESSION_SCRIPT, "--workers", "2", "--transfer", "files", cwd=tmp_path,
                            env=script_env(tmp_path, sandbox))
     deadline = time.monotonic() + 20
     while not list(tmp_path.rglob("*.part")) and time.monotonic() < deadline:

@@ -183,7 +183,8 @@ def test_a_file_the_listing_names_but_the_server_lacks_fails_alone_and_at_once(s
     victim = session.scans[1].resources[0].files[0].name
     sandbox.faults.match = victim
     sandbox.faults.missing_count = -1
-    result = run_script(SESSION_SCRIPT, "--retries", "3", cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--retries", "3", "--transfer", "files", cwd=tmp_path,
+                        sandbox=sandbox)
     the_error(result, SESSION_SCRIPT)
     assert f"failed: session-{FIRST_SESSION}/scan-2_T2/{victim}: the server answered 404" in result.stderr
     assert len([e for e in sandbox.file_requests() if e.path.endswith(victim)]) == 1   # not retried

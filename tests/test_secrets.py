@@ -120,13 +120,13 @@ def session_expires_and_login_is_refused(server, home):
             server.passwords[server.user] = "changed"
             server.end_all_sessions()
     server.log_listeners.append(change_password_mid_run)
-    return SESSION_SCRIPT, ["--workers", "1"], {}, "logging in again was refused"
+    return SESSION_SCRIPT, ["--workers", "1", "--transfer", "files"], {}, "logging in again was refused"
 
 
 def files_that_fail(server, home):
     server.faults.match = first_file(server, 1)
     server.faults.corrupt_count = -1
-    return SESSION_SCRIPT, ["--retries", "1"], {}, "could not be downloaded"
+    return SESSION_SCRIPT, ["--retries", "1", "--transfer", "files"], {}, "could not be downloaded"
 
 
 def file_size_limit(limit: int):
@@ -184,7 +184,7 @@ def command_line_of(pid: int) -> str:
 def test_the_secret_is_not_in_the_process_list_nor_in_what_ctrl_c_prints(server, tmp_path):
     server.faults.stall_count = -1       # downloads hang, so the process can be looked at
     server.faults.stall_seconds = 60
-    process = start_script(SESSION_SCRIPT, "--verbose", "--workers", "2", cwd=tmp_path,
+    process = start_script(SESSION_SCRIPT, "--verbose", "--workers", "2", "--transfer", "files", cwd=tmp_path,
                            env=script_env(tmp_path, server))
     try:
         deadline = time.monotonic() + 20
@@ -276,7 +276,7 @@ def test_an_alias_token_that_expires_mid_download_stops_the_run_with_that_messag
             server.end_all_sessions()
     server.log_listeners.append(expire_the_token)
     env = script_env(tmp_path, server, XNAT_USER=server.alias, XNAT_PASS=server.alias_secret)
-    result = run_script(SESSION_SCRIPT, "--workers", "1", cwd=tmp_path, env=env)
+    result = run_script(SESSION_SCRIPT, "--workers", "1", "--transfer", "files", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         f"{SESSION_SCRIPT}: error: authentication failed at 127.0.0.1 (the session expired and logging "

@@ -103,6 +103,9 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
                        help=f"retries per file after a failure (default {RETRIES})")
     group.add_argument("--timeout", type=positive_float, default=TIMEOUT, metavar="SECONDS",
                        help=f"give up on an attempt after this long without data (default {TIMEOUT})")
+    group.add_argument("--transfer", choices=("auto", "zip", "files"), default="auto",
+                       help="how a scan's files travel: one zip stream per scan, one request per "
+                            "file, or (auto, the default) whichever finishes the session sooner")
     group.add_argument("--dry-run", action="store_true",
                        help="show what would be downloaded, write nothing")
 

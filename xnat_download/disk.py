@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import os
 from pathlib import Path
 
 from common import inside
@@ -49,3 +50,64 @@ def remove_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
 
+
+
+class PartFile:
+    """A file being written as `<name>.part` beside its final name, its MD5 and size kept as it
+    grows. Any local write error stops every worker (through `cancel`: a full disk or a missing
+    permission will not heal by retrying), removes the .part and becomes a DiskProblem."""
+
+    def __init__(self, target: Path, cancel, append: bool = False) -> None:
+        self.target = target
+        self.path = target.with_name(target.name + ".part")
+        self.cancel = cancel
+        self.md5 = hashlib.md5()
+        self.size = 0
+        mode = "wb"
+        if append:   # continue a leftover: what it holds counts towards the digest
+            with open(self.path, "rb") as handle:
+                for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
+                    self.md5.update(block)
+                    self.size += len(block)
+            mode = "ab"
+        try:
+            self.handle = open(self.path, mode)
+        except OSError as error:
+            raise self.disk_problem(error) from None
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self.handle.write(chunk)
+        except OSError as error:
+            raise self.disk_problem(error) from None
+        self.md5.update(chunk)
+        self.size += len(chunk)
+
+    def close(self) -> None:
+        try:
+            self.handle.close()
+        except OSError as error:  # a full disk can surface only when the buffer is flushed
+            raise self.disk_problem(error) from None
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        remove_quietly(self.path)
+
+    def disk_problem(self, error: OSError) -> DiskProblem:
+        self.cancel.set()
+        with contextlib.suppress(OSError, AttributeError):
+            self.handle.close()
+        remove_quietly(self.path)
+        return DiskProblem(describe_disk_error(error, self.path.parent))
+
+    def take_final_name(self) -> int:
+        """Rename the closed, verified .part to its final name; returns its mtime in ns.
+        OSError if the name is taken by something that cannot be replaced (a folder, say)."""
+        mtime_ns = self.path.stat().st_mtime_ns
+        try:
+            os.replace(self.path, self.target)
+        except OSError:
+            remove_quietly(self.path)
+            raise
+        return mtime_ns

@@ -2,7 +2,9 @@
 --dry-run, show what would be fetched), then print the summary and list what failed."""
 from __future__ import annotations
 
+import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -16,8 +18,22 @@ from xnat_download.transfer import Downloader
 
 
 
-def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resource: str,
-                  workers: int, dry_run: bool, skipped: list[str] | None = None) -> int:
+@dataclass
+class DownloadOptions:
+    """The download options of scripts 3 and 4 (cli.add_download_options)."""
+    resource: str
+    workers: int
+    dry_run: bool
+    transfer: str = "auto"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DownloadOptions:
+        return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
+                   transfer=args.transfer)
+
+
+def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions,
+                  skipped: list[str] | None = None) -> int:
     """Download (or, with dry_run, show) each job as it comes, then report.
 
     `jobs` may be a generator that lists each session only when its turn comes, so that the first
@@ -29,11 +45,13 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], resou
         raise XnatError(f"the output folder {output_dir} exists and is a file; "
                         f"choose another with --output-dir")
     skipped = [] if skipped is None else skipped
-    downloader = None if dry_run else Downloader(client, workers, output_dir, config.quiet)
+    dry_run = options.dry_run
+    downloader = None if dry_run else Downloader(client, options.workers, output_dir, config.quiet,
+                                                 options.transfer)
     would_fetch_files = would_fetch_bytes = already_present = 0
     try:
         for job in jobs:
-            plans = [plan_scan(client, config.project, job.session, scan, resource,
+            plans = [plan_scan(client, config.project, job.session, scan, options.resource,
                                job.files[scan.id], job.folder_of(scan), output_dir)
                      for scan in job.scans]
             if dry_run:

@@ -1,0 +1,139 @@
+"""One file by one request: streamed to `<name>.part`, continued from a leftover .part where the
+server allows it, retried with backoff, and renamed only once its size and MD5 match the listing."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import requests
+
+from xnat_download.catalog import RemoteFile
+from xnat_download.connection import XnatClient, backoff, describe_network_error, error_text, parse_retry_after
+from xnat_download.disk import CHUNK_SIZE, PartFile, remove_quietly
+from xnat_download.errors import Interrupted
+from xnat_download.manifest import Manifest
+from xnat_download.plan import PlannedFile
+
+log = logging.getLogger("xnat_download")
+
+# Never image/*: XNAT would convert DICOM to a snapshot.
+ACCEPT_ANY = {"Accept": "*/*"}
+
+
+@dataclass
+class Transfer:
+    """What every fetch of a run shares: the connection, the stop flag and the progress bar."""
+    client: XnatClient
+    cancel: threading.Event
+    progress: object   # a tqdm bar (disabled when nobody watches)
+
+
+class FileFailed(Exception):
+    """This file could not be fetched; the others go on."""
+
+
+class Retry(Exception):
+    """This attempt failed in a way the next one may not: wait, then try again."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def mismatch(remote: RemoteFile, size: int, md5: str) -> str:
+    """Why these bytes are not the listed file, or "" when they are."""
+    if remote.size >= 0 and size != remote.size:
+        return f"got {size} bytes where the listing says {remote.size}"
+    if remote.md5 and md5 != remote.md5:
+        return "the MD5 digest did not match the server's"
+    return ""
+
+
+def keep(part: PartFile, planned: PlannedFile, manifest: Manifest) -> int:
+    """Give a verified .part its final name and record it; returns its size."""
+    try:
+        mtime_ns = part.take_final_name()
+    except OSError as error:   # a folder, say, stands where the file belongs
+        raise FileFailed(f"could not take its name: {error.strerror}") from None
+    manifest.add(planned.relative, part.size, part.md5.hexdigest(), mtime_ns)
+    return part.size
+
+
+def check_status(transfer: Transfer, response: requests.Response) -> None:
+    """Retry on 429 and 5xx (respecting Retry-After); FileFailed on answers no retry will change."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise Retry(f"{transfer.client.host} answered {status}",
+                    parse_retry_after(response.headers.get("Retry-After")))
+    if status in (403, 404):
+        raise FileFailed(f"the server answered {status}: the file it listed is not there "
+                         f"or not accessible")
+    raise FileFailed(f"the server answered {status} {error_text(response)}")
+
+
+def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> int:
+    """One file, retried; renamed to its final name only once its size and digest match.
+    Returns its size; FileFailed if it could not be had."""
+    client = transfer.client
+    problem = ""
+    retry_after = None
+    for attempt in range(client.retries + 1):
+        if attempt:
+            wait = backoff(attempt, client.retry_wait, retry_after)
+            log.debug("retrying %s in %.1f s: %s", planned.relative, wait, problem)
+            if transfer.cancel.wait(wait):
+                raise Interrupted()
+        retry_after = None
+        counted = [0]   # bytes this attempt added to the progress bar
+        try:
+            part = _fetch_once(transfer, planned, counted)
+        except Retry as retry:
+            problem, retry_after = str(retry), retry.retry_after
+        except requests.RequestException as error:
+            problem = describe_network_error(client.host, error)
+        else:
+            problem = mismatch(planned.remote, part.size, part.md5.hexdigest())
+            if not problem:
+                return keep(part, planned, manifest)
+            part.discard()   # wrong bytes: the next attempt starts over
+        transfer.progress.update(-counted[0])
+    raise FileFailed(f"{problem} (after {client.retries + 1} attempts)")
+
+
+def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) -> PartFile:
+    """Stream the file into its .part, continuing a leftover .part when the server allows it."""
+    remote, target = planned.remote, planned.target
+    partial = target.with_name(target.name + ".part")
+    try:
+        offset = partial.stat().st_size
+    except FileNotFoundError:
+        offset = 0
+    # Continue a leftover only where the digest will vouch for the whole file; complete or
+    # overlong leftovers cannot be trusted either.
+    if offset and (not remote.md5 or (remote.size >= 0 and offset >= remote.size)):
+        remove_quietly(partial)
+        offset = 0
+    headers = dict(ACCEPT_ANY)
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    response = transfer.client.request(remote.url, headers=headers, stream=True)
+    with response:
+        status = response.status_code
+        if status == 416:
+            remove_quietly(partial)
+            raise Retry("the server refused to continue a partial file")
+        if status not in (200, 206) or (status == 206 and not offset):
+            check_status(transfer, response)
+        # 200: the server sent it whole, so the .part starts over.
+        part = PartFile(target, transfer.cancel, append=status == 206)
+        try:
+            for chunk in response.iter_content(CHUNK_SIZE):
+                if transfer.cancel.is_set():
+                    raise Interrupted()
+                part.write(chunk)
+                counted[0] += len(chunk)
+                transfer.progress.update(len(chunk))
+        finally:
+            part.close()
+    return part

@@ -1,0 +1,142 @@
+"""A scan's resource as one zip stream, unpacked as it arrives (stream-unzip) and never stored:
+each entry the listing names goes to `<name>.part`, is checked against the listing's size and MD5
+(the zip's CRC only proves the bytes are what the server read, not what its catalog says) and
+is renamed, exactly like a file fetched alone."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+from urllib.parse import quote
+
+import requests
+import stream_unzip
+import urllib3
+
+from xnat_download.connection import backoff, describe_network_error
+from xnat_download.disk import CHUNK_SIZE, PartFile
+from xnat_download.errors import Interrupted
+from xnat_download.fetch_file import ACCEPT_ANY, FileFailed, Retry, Transfer, check_status, keep, mismatch
+from xnat_download.manifest import Manifest
+from xnat_download.plan import PlannedFile, ScanPlan
+
+log = logging.getLogger("xnat_download")
+
+# {session}/scans/{scan}-{type}/resources/{R}/files/{name}: the name is what follows /files/.
+ENTRY_NAME = re.compile(r"/resources/[^/]+/files/(.+)$")
+
+
+@dataclass
+class ZipOutcome:
+    """What a zip of a scan delivered, and what it leaves to do."""
+    landed: list[tuple[PlannedFile, int]] = field(default_factory=list)   # with their sizes
+    left: list[PlannedFile] = field(default_factory=list)      # not reached, or not in the zip
+    singly: list[PlannedFile] = field(default_factory=list)    # came with the wrong MD5: fetch alone
+    failed: list[tuple[PlannedFile, FileFailed]] = field(default_factory=list)   # no retry helps
+    problem: str = ""   # why the zip stopped short; "" if it was read to its end
+    cut: bool = False   # it stopped short in a way a new zip may not (network, a damaged stream)
+    attempts: int = 0
+
+
+def zip_path(plan: ScanPlan) -> str:
+    source = plan.source
+    return (f"/data/experiments/{quote(source['session_id'], safe='')}/scans/"
+            f"{quote(plan.scan.id, safe='')}/resources/{quote(source['resource'], safe='')}/files")
+
+
+def entry_name(name: bytes) -> str | None:
+    """The resource-relative name of a zip entry, or None for an entry of another layout."""
+    text = name.decode("utf-8", "surrogateescape")
+    match = ENTRY_NAME.search(text)
+    return match.group(1) if match else None
+
+
+def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], manifest: Manifest,
+              attempts_left: int) -> ZipOutcome:
+    """Fetch `files` of the scan through one zip of its resource, retrying a zip that fails before
+    its first entry lands (5xx, 429, a refused connection) while `attempts_left` allows."""
+    client = transfer.client
+    outcome = ZipOutcome()
+    wanted = {planned.remote.path: planned for planned in files}
+    retry_after = None
+    while True:
+        if outcome.attempts:
+            wait = backoff(outcome.attempts, client.retry_wait, retry_after)
+            log.debug("retrying the zip of scan %s in %.1f s: %s", plan.scan.id, wait, outcome.problem)
+            if transfer.cancel.wait(wait):
+                raise Interrupted()
+        outcome.attempts += 1
+        retry_after = None
+        landed_before = len(outcome.landed)
+        outcome.cut = True
+        try:
+            _read_zip(transfer, plan, wanted, manifest, outcome)
+            outcome.problem, outcome.cut = "", False
+            break
+        except Retry as retry:
+            outcome.problem, retry_after = str(retry), retry.retry_after
+        except FileFailed as failure:   # 403, 404 or another answer no retry changes
+            outcome.problem, outcome.cut = str(failure), False
+            break
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+            outcome.problem = describe_network_error(client.host, error)
+        except stream_unzip.UnzipError as error:
+            outcome.problem = f"the zip stream was cut short or damaged ({type(error).__name__})"
+        log.debug("the zip of scan %s stopped: %s", plan.scan.id, outcome.problem)
+        # A zip that delivered something is not repeated: what is left goes the cheaper way.
+        if len(outcome.landed) > landed_before or outcome.attempts >= attempts_left:
+            break
+    outcome.left.extend(wanted.values())
+    return outcome
+
+
+def _read_zip(transfer: Transfer, plan: ScanPlan, wanted: dict[str, PlannedFile], manifest: Manifest,
+              outcome: ZipOutcome) -> None:
+    response = transfer.client.request(zip_path(plan), params={"format": "zip"}, headers=ACCEPT_ANY,
+                                       stream=True)
+    with response:
+        if response.status_code != 200:
+            check_status(transfer, response)
+        for name, _size, chunks in stream_unzip.stream_unzip(_arriving(transfer, response)):
+            planned = wanted.get(entry_name(name) or "")
+            if planned is None:   # not in the listing (or met twice): read past it
+                for _ in chunks:
+                    pass
+                continue
+            part = PartFile(planned.target, transfer.cancel)
+            try:
+                for chunk in chunks:
+                    part.write(chunk)
+                    transfer.progress.update(len(chunk))
+            except BaseException:
+                part.discard()
+                raise
+            part.close()
+            del wanted[planned.remote.path]
+            problem = mismatch(planned.remote, part.size, part.md5.hexdigest())
+            if problem:
+                # Its bytes in the zip are not the catalog's: fetched again on its own.
+                log.debug("zip entry %s: %s", planned.relative, problem)
+                part.discard()
+                transfer.progress.update(-part.size)
+                outcome.singly.append(planned)
+                continue
+            try:
+                outcome.landed.append((planned, keep(part, planned, manifest)))
+            except FileFailed as failure:
+                outcome.failed.append((planned, failure))
+
+
+def _arriving(transfer: Transfer, response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, not in blocks held back until full: a slow link still shows each
+    entry as soon as it is complete, and a stop is seen between chunks."""
+    raw = response.raw
+    if raw.chunked and raw.supports_chunked_reads():
+        pieces: Iterable[bytes] = raw.read_chunked(CHUNK_SIZE, decode_content=True)
+    else:
+        pieces = iter(lambda: raw.read1(CHUNK_SIZE), b"")
+    for piece in pieces:
+        if transfer.cancel.is_set():
+            raise Interrupted()
+        yield piece
