@@ -11,6 +11,10 @@ Imports run one way: the scripts import this package and common.py; the modules 
     plan        which files of a scan to fetch, and the safe path each one takes
     disk        folders, digests and disk errors
     manifest    .xnat-manifest.json and the folder lock
-    transfer    the worker pool: verified .part writes, retries, progress, the tally
+    fetch_file  one file by one request: .part, continued where allowed, verified, retried
+    fetch_zip   a scan as one zip stream, unpacked and verified entry by entry
+    travel      how each scan's files travel: one zip, or file by file
+    pool        the worker threads, which take follow-up tasks while they run
+    transfer    one session's transfer: what is present, routes, outcomes, the tally
     download    the story of scripts 3 and 4: plan, fetch or --dry-run, summary
 """

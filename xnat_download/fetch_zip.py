@@ -11,7 +11,6 @@ from typing import Iterable, Iterator
 from urllib.parse import quote
 
 import requests
-import stream_unzip
 import urllib3
 
 from xnat_download.connection import backoff, describe_network_error
@@ -37,6 +36,10 @@ class ZipOutcome:
     problem: str = ""   # why the zip stopped short; "" if it was read to its end
     cut: bool = False   # it stopped short in a way a new zip may not (network, a damaged stream)
     attempts: int = 0
+
+
+class ZipDamaged(Exception):
+    """The stream ended early or does not parse as a zip."""
 
 
 def zip_path(plan: ScanPlan) -> str:
@@ -81,8 +84,8 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             break
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             outcome.problem = describe_network_error(client.host, error)
-        except stream_unzip.UnzipError as error:
-            outcome.problem = f"the zip stream was cut short or damaged ({type(error).__name__})"
+        except ZipDamaged as damage:
+            outcome.problem = str(damage)
         log.debug("the zip of scan %s stopped: %s", plan.scan.id, outcome.problem)
         # A zip that delivered something is not repeated: what is left goes the cheaper way.
         if len(outcome.landed) > landed_before or outcome.attempts >= attempts_left:
@@ -95,37 +98,52 @@ def _read_zip(transfer: Transfer, plan: ScanPlan, wanted: dict[str, PlannedFile]
               outcome: ZipOutcome) -> None:
     response = transfer.client.request(zip_path(plan), params={"format": "zip"}, headers=ACCEPT_ANY,
                                        stream=True)
+    # Imported only once a zip is on its way (with its AES support it costs a tenth of a
+    # second): a run that fetches file by file, or only lists, never pays it.
+    import stream_unzip
+
     with response:
         if response.status_code != 200:
             check_status(transfer, response)
-        for name, _size, chunks in stream_unzip.stream_unzip(_arriving(transfer, response)):
-            planned = wanted.get(entry_name(name) or "")
-            if planned is None:   # not in the listing (or met twice): read past it
-                for _ in chunks:
-                    pass
-                continue
-            part = PartFile(planned.target, transfer.cancel)
-            try:
-                for chunk in chunks:
-                    part.write(chunk)
-                    transfer.progress.update(len(chunk))
-            except BaseException:
-                part.discard()
-                raise
-            part.close()
-            del wanted[planned.remote.path]
-            problem = mismatch(planned.remote, part.size, part.md5.hexdigest())
-            if problem:
-                # Its bytes in the zip are not the catalog's: fetched again on its own.
-                log.debug("zip entry %s: %s", planned.relative, problem)
-                part.discard()
-                transfer.progress.update(-part.size)
-                outcome.singly.append(planned)
-                continue
-            try:
-                outcome.landed.append((planned, keep(part, planned, manifest)))
-            except FileFailed as failure:
-                outcome.failed.append((planned, failure))
+        try:
+            _unpack(transfer, stream_unzip.stream_unzip(_arriving(transfer, response)), wanted,
+                    manifest, outcome)
+        except stream_unzip.UnzipError as error:
+            raise ZipDamaged(f"the zip stream was cut short or damaged "
+                             f"({type(error).__name__})") from None
+
+
+def _unpack(transfer: Transfer, entries: Iterable, wanted: dict[str, PlannedFile], manifest: Manifest,
+            outcome: ZipOutcome) -> None:
+    """Write each entry the listing names to its .part, verify it, and give it its name."""
+    for name, _size, chunks in entries:
+        planned = wanted.get(entry_name(name) or "")
+        if planned is None:   # not in the listing (or met twice): read past it
+            for _ in chunks:
+                pass
+            continue
+        part = PartFile(planned.target, transfer.cancel)
+        try:
+            for chunk in chunks:
+                part.write(chunk)
+                transfer.progress.update(len(chunk))
+        except BaseException:
+            part.discard()
+            raise
+        part.close()
+        del wanted[planned.remote.path]
+        problem = mismatch(planned.remote, part.size, part.md5.hexdigest())
+        if problem:
+            # Its bytes in the zip are not the catalog's: fetched again on its own.
+            log.debug("zip entry %s: %s", planned.relative, problem)
+            part.discard()
+            transfer.progress.update(-part.size)
+            outcome.singly.append(planned)
+            continue
+        try:
+            outcome.landed.append((planned, keep(part, planned, manifest)))
+        except FileFailed as failure:
+            outcome.failed.append((planned, failure))
 
 
 def _arriving(transfer: Transfer, response: requests.Response) -> Iterator[bytes]:
