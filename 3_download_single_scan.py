@@ -4,7 +4,10 @@ Every file of the scan's DICOM resource (or --resource) is fetched, several at o
 against the server's size and MD5, and kept under its server name. Running the same command
 again resumes: verified files are not fetched twice.
 
+With --bids, the scan is also converted into a BIDS dataset with dcm2niix.
+
 Example:  python 3_download_single_scan.py --subject sub-01 --session sub-01_ses-1 --scan 2
+          python 3_download_single_scan.py --scan 2 --bids
           python 3_download_single_scan.py --demo
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from xnat_download.plan import Job
 SUBJECT = None      # label or ID; None takes the first subject (natural order)
 SESSION = None      # label or ID; None takes the subject's first session with the resource
 SCAN = None         # scan ID; None takes the session's first scan with the resource
+BIDS_MAP = common.BIDS_MAP   # --bids: how scan types become BIDS names (see common.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     setup_logging(args)
+    options = DownloadOptions.from_args(args, parser, BIDS_MAP)
     with demo_sandbox(args):
         config = resolve_config(args)
         with XnatClient(config, args.workers, args.retries, args.timeout) as client:
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             scan = pick_scan(session, files, args.scan, args.resource)
             job = Job(session, [scan], files,
                       lambda scan: common.single_scan_folder(config.output_dir, scan))
-            return download_jobs(client, config, [job], DownloadOptions.from_args(args))
+            return download_jobs(client, config, [job], options)
 
 
 def pick_scan(session: Session, files: dict, wanted: str | None, resource: str) -> Scan:

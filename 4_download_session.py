@@ -4,11 +4,12 @@ Every scan with a DICOM resource (or --resource) is fetched, optionally filtered
 series description (--scan-types 'T1*' func_rest) or by ID (--scans 1 3). Files come several at
 once, each checked against the server's size and MD5. Running the same command again resumes.
 --all-sessions takes every session of --subject, or of the whole project, and --shard K/N splits
-them across cluster jobs.
+them across cluster jobs. --bids also converts what was downloaded into a BIDS dataset with
+dcm2niix, each scan as soon as its files are verified.
 
 Example:  python 4_download_session.py --subject sub-01 --session sub-01_ses-1 --scan-types T1 T2
           python 4_download_session.py --all-sessions --shard 1/4
-          python 4_download_session.py --demo
+          python 4_download_session.py --demo --bids
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ SUBJECT = None      # label or ID; None takes the first subject (natural order)
 SESSION = None      # label or ID; None takes the subject's first session with the resource
 SCAN_TYPES = []     # e.g. ["T1", "func*"]: types or series descriptions; [] keeps every scan
 SCANS = []          # e.g. ["1", "3"]: scan IDs; [] keeps every scan
+BIDS_MAP = common.BIDS_MAP   # --bids: how scan types become BIDS names (see common.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.session and args.all_sessions:
         parser.error("--session and --all-sessions exclude each other")
     setup_logging(args)
+    options = DownloadOptions.from_args(args, parser, BIDS_MAP)
     with demo_sandbox(args):
         config = resolve_config(args)
         with XnatClient(config, args.workers, args.retries, args.timeout) as client:
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 job, skipped = one_session_job(client, subjects, args, config)
                 jobs = [job]
-            return download_jobs(client, config, jobs, DownloadOptions.from_args(args), skipped)
+            return download_jobs(client, config, jobs, options, skipped)
 
 
 def one_session_job(client: XnatClient, subjects: list[Subject], args: argparse.Namespace,

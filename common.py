@@ -26,6 +26,21 @@ WORKERS = 8
 RETRIES = 5          # extra attempts per file or listing after the first one fails
 TIMEOUT = 60         # seconds without a byte from the server before an attempt is abandoned
 RETRY_WAIT = 1.0     # seconds before the first retry; doubles each time (XNAT_RETRY_WAIT overrides)
+BIDS_DIR = "bids"    # where --bids writes the BIDS dataset
+
+# How --bids names a scan: (patterns, datatype, suffix), the first whose patterns match the scan's
+# type or series description wins (case-insensitive, wildcards as in --scan-types); a datatype of
+# None skips the scan. A bold scan's task comes from task-<x> in its type or description, else
+# func_<x>, else "rest" if the word rest appears, else "task". --bids-config takes a dcm2bids
+# configuration file instead.
+BIDS_MAP = [
+    (["*localizer*", "*localiser*", "*scout*"], None, None),
+    (["*t1*", "*mprage*"], "anat", "T1w"),
+    (["*flair*"], "anat", "FLAIR"),
+    (["*t2*"], "anat", "T2w"),
+    (["*dwi*", "*dti*", "*diff*"], "dwi", "dwi"),
+    (["*bold*", "*fmri*", "func*"], "func", "bold"),
+]
 # ----------------------------------------------------------------------------------------------
 
 

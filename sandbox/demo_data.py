@@ -115,6 +115,12 @@ class DicomSpec:
     series_description: str
     instance: int
     matrix: int
+    slices: int = 0          # > 0: instances go round the slices, one volume after another
+    bvalues: tuple[int, ...] = ()   # diffusion: the b-value of each volume
+
+
+# Gradient directions of a diffusion scan's volumes (after b=0, one per volume).
+_DIRECTIONS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 
 def make_dicom(spec: DicomSpec) -> bytes:
@@ -151,7 +157,18 @@ def make_dicom(spec: DicomSpec) -> bytes:
     ds.Manufacturer = "XNAT sandbox"
     ds.SeriesNumber = int(spec.scan_id)
     ds.InstanceNumber = spec.instance
-    ds.ImagePositionPatient = [0.0, 0.0, float(spec.instance)]
+    slice_number, volume = spec.instance, 0
+    if spec.slices:
+        volume, slice_number = divmod(spec.instance - 1, spec.slices)
+        slice_number += 1
+        ds.AcquisitionNumber = volume + 1
+    ds.ImagePositionPatient = [0.0, 0.0, float(slice_number)]
+    ds.PatientPosition = "HFS"
+    if spec.bvalues:
+        bvalue = spec.bvalues[volume % len(spec.bvalues)]
+        ds.DiffusionBValue = float(bvalue)
+        ds.DiffusionDirectionality = "DIRECTIONAL" if bvalue else "NONE"
+        ds.DiffusionGradientOrientation = list(_DIRECTIONS[(volume - 1) % 3]) if bvalue else [0.0, 0.0, 0.0]
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ds.SliceThickness = 1.0
     ds.PixelSpacing = [1.0, 1.0]
@@ -187,6 +204,8 @@ class ScanPlan:
     quality: str = "usable"
     snapshots: bool = False
     sub_folder: str = ""  # put the last two DICOMs in this folder of the resource
+    slices: int = 0  # a scan of several volumes: this many slices each
+    bvalues: tuple[int, ...] = ()  # a diffusion scan: each volume's b-value
 
 
 @dataclass(frozen=True)
@@ -243,8 +262,12 @@ DEMO_PROJECTS: tuple[ProjectPlan, ...] = (
                 )),
             )),
             SubjectPlan("sub-2", (
+                # A second resting-state run and a short diffusion scan: --bids shows run
+                # numbers and .bval/.bvec files on the session the demo downloads.
                 SessionPlan("sub-2_ses-1", "2024-01-15", _standard_scans(
-                    extra=(ScanPlan("4", "localizer", 0, snapshots=True),))),
+                    extra=(ScanPlan("4", "localizer", 0, snapshots=True),
+                           ScanPlan("5", "func_rest", 8),
+                           ScanPlan("6", "dwi", 12, slices=4, bvalues=(0, 1000, 1000))))),
             )),
             SubjectPlan("sub-3", (
                 SessionPlan("sub-3_ses-1", "2024-01-16", _standard_scans(t1_folder="secondary")),
@@ -278,7 +301,8 @@ def _demo_dicoms(project: ProjectPlan, subject: SubjectPlan, session: SessionPla
                     project=project.id, subject_label=subject.label, session_label=session.label,
                     date=session.date, scan_id=scan.id,
                     series_description=_SERIES_DESCRIPTIONS.get(scan.type, scan.type),
-                    instance=instance, matrix=64 if scan.type == "T1" else 32))
+                    instance=instance, matrix=64 if scan.type == "T1" else 32,
+                    slices=scan.slices, bvalues=scan.bvalues))
                 name = xnat_dicom_name(study_uid, scan.id, instance)
                 if scan.sub_folder and instance > scan.files - 2:
                     name = f"{scan.sub_folder}/{name}"

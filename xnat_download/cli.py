@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from common import OUTPUT_DIR, RESOURCE, RETRIES, TIMEOUT, WORKERS
+from common import BIDS_DIR, OUTPUT_DIR, RESOURCE, RETRIES, TIMEOUT, WORKERS
 from xnat_download.errors import ExitStatus, Interrupted, XnatError, redact
 
 log = logging.getLogger("xnat_download")
@@ -106,6 +106,12 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--transfer", choices=("auto", "zip", "files"), default="auto",
                        help="how a scan's files travel: one zip stream per scan, one request per "
                             "file, or (auto, the default) whichever finishes the session sooner")
+    group.add_argument("--bids", nargs="?", const=BIDS_DIR, metavar="DIR",
+                       help=f"also convert what was downloaded into a BIDS dataset in DIR (default "
+                            f"{BIDS_DIR}), with dcm2niix")
+    group.add_argument("--bids-config", metavar="FILE",
+                       help="with --bids: name scans by this dcm2bids configuration file instead of "
+                            "the default map")
     group.add_argument("--dry-run", action="store_true",
                        help="show what would be downloaded, write nothing")
 

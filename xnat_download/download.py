@@ -1,5 +1,6 @@
 """The download story shared by scripts 3 and 4: plan each session's scans, fetch them (or, with
---dry-run, show what would be fetched), then print the summary and list what failed."""
+--dry-run, show what would be fetched), convert them with --bids, then print the summary and
+list what failed."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from common import BIDS_DIR
+from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix, planned_name
+from xnat_download.bids_names import ConfigError, load_config, number_runs
+from xnat_download.catalog import Session
 from xnat_download.cli import human_size, note
 from xnat_download.config import Config
 from xnat_download.connection import XnatClient
@@ -25,11 +30,26 @@ class DownloadOptions:
     workers: int
     dry_run: bool
     transfer: str = "auto"
+    bids: BidsOptions | None = None
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> DownloadOptions:
+    def from_args(cls, args: argparse.Namespace, parser: argparse.ArgumentParser,
+                  bids_map: list) -> DownloadOptions:
+        """The options, checked before anything is fetched: a --bids-config that cannot be used is
+        a usage error (exit 2); dcm2niix missing or broken, an error (exit 1)."""
+        bids = None
+        if args.bids or args.bids_config:
+            config = None
+            if args.bids_config:
+                try:
+                    config = load_config(Path(args.bids_config))
+                except ConfigError as error:
+                    parser.error(f"--bids-config: {error}")
+            if not args.dry_run:
+                check_dcm2niix()
+            bids = BidsOptions(Path(args.bids or BIDS_DIR), bids_map, config)
         return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
-                   transfer=args.transfer)
+                   transfer=args.transfer, bids=bids)
 
 
 def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions,
@@ -38,51 +58,90 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
 
     `jobs` may be a generator that lists each session only when its turn comes, so that the first
     files of a project arrive without waiting for every session's listing; it may add to
-    `skipped` as it goes.
+    `skipped` as it goes. With --bids, each scan is converted as soon as its files are verified.
     """
     output_dir = config.output_dir
     if output_dir.exists() and not output_dir.is_dir():
         raise XnatError(f"the output folder {output_dir} exists and is a file; "
                         f"choose another with --output-dir")
     skipped = [] if skipped is None else skipped
-    dry_run = options.dry_run
-    downloader = None if dry_run else Downloader(client, options.workers, output_dir, config.quiet,
-                                                 options.transfer)
-    would_fetch_files = would_fetch_bytes = already_present = 0
+    if options.dry_run:
+        return show_jobs(client, config, jobs, options)
+    bids = BidsWriter(options.bids, config.project, output_dir) if options.bids else None
+    downloader = Downloader(client, options.workers, output_dir, config.quiet, options.transfer,
+                            on_scan_ready=bids.scan_ready if bids else None)
     try:
         for job in jobs:
-            plans = [plan_scan(client, config.project, job.session, scan, options.resource,
-                               job.files[scan.id], job.folder_of(scan), output_dir)
-                     for scan in job.scans]
-            if dry_run:
-                files, size, present = show_plans(plans, output_dir)
-                would_fetch_files += files
-                would_fetch_bytes += size
-                already_present += present
-            else:
-                downloader.download_session(plans)
+            plans = plan_job(client, config, job, options)
+            downloader.download_session(plans)
+            if bids:
+                bids.finish_session(job.session)
     finally:
-        if downloader:
-            downloader.close()
-    if dry_run:
-        print(f"would download {would_fetch_files} files ({human_size(would_fetch_bytes)}) "
-              f"into {output_dir}, {already_present} already present; nothing was written")
-        return ExitStatus.OK
+        downloader.close()
+        if bids:
+            bids.close()
     summary = downloader.summary
     summary.started = config.started
     summary.skipped = skipped
     note(summary.line(output_dir), config.quiet)
+    if bids:
+        report_bids(bids, config.quiet)
+    for failure in summary.failed + (bids.failed if bids else []):
+        print(f"  failed: {failure}", file=sys.stderr)
+    problems = []
     if summary.failed:
-        for failure in summary.failed:
-            print(f"  failed: {failure}", file=sys.stderr)
         retryable = len(summary.failed) - summary.needs_attention
         advice = ("running the same command again retries them" if not summary.needs_attention else
                   "running again will not change them: each line above says why" if not retryable
                   else f"running the same command again retries the {retryable} that failed in "
                        f"transfer; each of the others says why it needs you")
-        raise XnatError(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
+        problems.append(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
                         f"{advice}")
+    if bids and bids.failed:
+        problems.append(f"{len(bids.failed)} scan(s) could not be converted to BIDS (listed above); "
+                        f"every download is kept")
+    if problems:
+        raise XnatError("; and ".join(problems))
     return ExitStatus.OK
+
+
+def plan_job(client: XnatClient, config: Config, job: Job, options: DownloadOptions) -> list[ScanPlan]:
+    return [plan_scan(client, config.project, job.session, scan, options.resource,
+                      job.files[scan.id], job.folder_of(scan), config.output_dir)
+            for scan in job.scans]
+
+
+def report_bids(bids: BidsWriter, quiet: bool) -> None:
+    if bids.skipped:
+        note(f"no BIDS name for (not converted): {'; '.join(bids.skipped)}", quiet)
+    note(f"BIDS: {bids.converted} scan(s) converted, {bids.unchanged} already converted, "
+         f"{len(bids.failed)} failed -> {bids.folder}", quiet)
+
+
+def show_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions) -> int:
+    """--dry-run: what a real run would fetch (and, with --bids, the names it would write)."""
+    would_fetch_files = would_fetch_bytes = already_present = 0
+    for job in jobs:
+        plans = plan_job(client, config, job, options)
+        files, size, present = show_plans(plans, config.output_dir)
+        would_fetch_files += files
+        would_fetch_bytes += size
+        already_present += present
+        if options.bids:
+            show_bids_names(job.session, plans, options.bids)
+    print(f"would download {would_fetch_files} files ({human_size(would_fetch_bytes)}) "
+          f"into {config.output_dir}, {already_present} already present; nothing was written")
+    return ExitStatus.OK
+
+
+def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOptions) -> None:
+    named = {plan.scan.id: name for plan in plans
+             if (name := planned_name(session, plan, options)) is not None}
+    numbered = number_runs(named)
+    for plan in plans:
+        name = numbered.get(plan.scan.id)
+        target = f"{options.folder / name.path()}.nii.gz" if name else "no BIDS name (not converted)"
+        print(f"  bids: scan {plan.scan.id} ({plan.scan.type}) -> {target}")
 
 
 def show_plans(plans: list[ScanPlan], output_dir: Path) -> tuple[int, int, int]:

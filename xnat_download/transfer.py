@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from xnat_download.cli import human_size
 from xnat_download.connection import XnatClient
@@ -52,7 +53,8 @@ class Downloader:
     its final name."""
 
     def __init__(self, client: XnatClient, workers: int, output_dir: Path, quiet: bool,
-                 transfer: str = "auto") -> None:
+                 transfer: str = "auto",
+                 on_scan_ready: Callable[[ScanPlan, Manifest], None] | None = None) -> None:
         self.client = client
         self.workers = workers
         self.way = transfer
@@ -61,6 +63,8 @@ class Downloader:
         self.summary = Summary()
         self.transfer = Transfer(client, threading.Event(), _progress_bar(quiet))
         self.progress = self.transfer.progress
+        self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
+        self._scans: dict[int, ScanState] = {}
         self._files_done = 0
         self._files_total = 0
 
@@ -73,9 +77,12 @@ class Downloader:
             routes = []
             for plan in plans:
                 manifest = self._open_folder(plan, stack)
-                missing = self._missing_files(plan, manifest)
+                state = self._scans[id(plan)] = ScanState(manifest, broken=bool(plan.refused))
+                missing = self._missing_files(plan, state)
                 if missing:
                     routes.append(self._route(plan, manifest, missing))
+                else:
+                    self._scan_done(plan)
             self.progress.refresh()
             pool = WorkerPool(self._work, self.workers, self.transfer.cancel)
             for chosen in choose_routes(routes, self.workers, self.way):
@@ -88,9 +95,9 @@ class Downloader:
                 if isinstance(outcome, ZipOutcome):
                     self._zip_done(pool, task, outcome)
                 elif isinstance(outcome, int):
-                    self._landed(outcome)
+                    self._landed(task[1].plan, outcome)
                 elif isinstance(outcome, FileFailed):
-                    self._failed(task[0], outcome)
+                    self._failed(task[1].plan, task[2], outcome)
                 elif isinstance(outcome, Interrupted):
                     continue   # a worker stopping because another one hit a fatal problem
                 else:
@@ -113,17 +120,18 @@ class Downloader:
         stack.callback(manifest.save)
         return manifest
 
-    def _missing_files(self, plan: ScanPlan, manifest: Manifest) -> list[PlannedFile]:
+    def _missing_files(self, plan: ScanPlan, state: ScanState) -> list[PlannedFile]:
         """The scan's files to fetch; those verified already are counted, others' files reported."""
         missing = []
         for planned in plan.files:
             size = max(planned.remote.size, 0)   # -1: the listing gave no size
-            if already_there(planned, manifest):
+            if already_there(planned, state.manifest):
                 self.summary.present += 1
                 self.summary.present_bytes += size
                 self.progress.total += size
                 self.progress.update(size)
-            elif someone_elses(planned, manifest):   # not ours to replace
+            elif someone_elses(planned, state.manifest):   # not ours to replace
+                state.broken = True
                 self.summary.failed.append(
                     f"{planned.target.relative_to(self.output_dir)}: a different file of "
                     f"this name was already there, not from these scripts; it was left "
@@ -133,6 +141,7 @@ class Downloader:
                 self.progress.total += size
                 missing.append(planned)
         self._files_total += len(missing)
+        state.remaining = len(missing)
         return missing
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
@@ -143,24 +152,24 @@ class Downloader:
             pool.submit(("zip", chosen, zip_attempts))
         else:
             for planned in chosen.files:
-                pool.submit((planned, chosen.manifest))
+                pool.submit(("file", chosen, planned))
 
     def _work(self, task: tuple) -> object:
         if task[0] == "zip":
             _, chosen, attempts_used = task
             attempts_left = self.client.retries + 1 - attempts_used
             return fetch_zip(self.transfer, chosen.plan, chosen.files, chosen.manifest, attempts_left)
-        planned, manifest = task
-        return fetch_file(self.transfer, planned, manifest)
+        _, chosen, planned = task
+        return fetch_file(self.transfer, planned, chosen.manifest)
 
     def _zip_done(self, pool: WorkerPool, task: tuple, outcome: ZipOutcome) -> None:
         """Count what the zip landed; send on what it left: a cut-off zip's rest by a new zip if
         that is still the cheaper way, otherwise (and always for a wrong entry) file by file."""
         _, chosen, attempts_used = task
         for _planned, size in outcome.landed:
-            self._landed(size)
+            self._landed(chosen.plan, size)
         for planned, failure in outcome.failed:
-            self._failed(planned, failure)
+            self._failed(chosen.plan, planned, failure)
         attempts_used += outcome.attempts
         if outcome.left:
             rest = self._route(chosen.plan, chosen.manifest, outcome.left)
@@ -168,18 +177,39 @@ class Downloader:
                            and attempts_used < self.client.retries + 1)
             self._submit(pool, rest, attempts_used)
         for planned in outcome.singly:
-            pool.submit((planned, chosen.manifest))
+            pool.submit(("file", chosen, planned))
 
-    def _landed(self, size: int) -> None:
+    def _landed(self, plan: ScanPlan, size: int) -> None:
         self.summary.downloaded += 1
         self.summary.downloaded_bytes += size
-        self._files_done += 1
-        self.progress.set_postfix_str(f"{self._files_done}/{self._files_total} files")
+        self._one_file_less(plan)
 
-    def _failed(self, planned: PlannedFile, failure: FileFailed) -> None:
+    def _failed(self, plan: ScanPlan, planned: PlannedFile, failure: FileFailed) -> None:
         self.summary.failed.append(f"{planned.target.relative_to(self.output_dir)}: {failure}")
+        self._scans[id(plan)].broken = True
+        self._one_file_less(plan)
+
+    def _one_file_less(self, plan: ScanPlan) -> None:
         self._files_done += 1
         self.progress.set_postfix_str(f"{self._files_done}/{self._files_total} files")
+        state = self._scans[id(plan)]
+        state.remaining -= 1
+        if state.remaining == 0:
+            self._scan_done(plan)
+
+    def _scan_done(self, plan: ScanPlan) -> None:
+        """Hand on a scan whose every file is verified (not one with a file that failed)."""
+        state = self._scans[id(plan)]
+        if self.on_scan_ready and not state.broken:
+            self.on_scan_ready(plan, state.manifest)
+
+
+@dataclass
+class ScanState:
+    """A scan of the session being downloaded: its manifest, and how many files are still due."""
+    manifest: Manifest
+    remaining: int = 0
+    broken: bool = False   # a file failed or was refused: the scan is not complete
 
 
 def _progress_bar(quiet: bool):
