@@ -97,8 +97,8 @@ def test_workers_1_is_sequential_and_gives_the_same_files(sandbox, tmp_path):
 
 @pytest.mark.parametrize("args, scan_ids", [
     (["--scan-types", "t1"], {"1"}),
-    (["--scan-types", "T1", "func_rest"], {"1", "3"}),
-    (["--scan-types", "*bold*"], {"3"}),            # matches the series description
+    (["--scan-types", "T1", "func_rest"], {"1", "3", "5"}),
+    (["--scan-types", "*bold*"], {"3", "5"}),       # matches the series description
     (["--scan-types", "T*"], {"1", "2"}),
     (["--scans", "2", "3"], {"2", "3"}),
     (["--scans", "1", "2", "--scan-types", "T2"], {"2"}),
@@ -111,11 +111,11 @@ def test_filters_keep_only_matching_scans(sandbox, tmp_path, args, scan_ids):
 
 
 def test_a_filter_that_matches_nothing_names_the_types_there(sandbox, tmp_path):
-    result = run_script(SESSION_SCRIPT, "--scan-types", "dwi", cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--scan-types", "flair", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("4_download_session.py: error: no scan in session sub-2_ses-1 matches "
-                           "--scan-types dwi; types there: ")
+                           "--scan-types flair; types there: ")
     assert "T1" in line and "func_rest" in line
     assert not (tmp_path / "downloaded_data").exists()
 
@@ -442,12 +442,12 @@ def test_all_sessions_skips_sessions_without_a_match_and_fails_only_if_none_matc
                         sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert "skipped session sub-10_ses-2: no scan with a DICOM resource passes the filters" in result.stderr
-    result = run_script(SESSION_SCRIPT, "--all-sessions", "--scan-types", "dwi", cwd=tmp_path,
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--scan-types", "flair", cwd=tmp_path,
                         sandbox=sandbox)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "4_download_session.py: error: no scan in 4 session(s) has a DICOM resource and passes the "
-        "filters (--scan-types dwi); types there: func_rest, localizer, T1, T2")
+        "filters (--scan-types flair); types there: dwi, func_rest, localizer, T1, T2")
 
 
 def test_all_sessions_starts_downloading_before_listing_the_last_session(sandbox, tmp_path):
@@ -496,7 +496,8 @@ def test_combined_filters_that_exclude_everything_name_both(sandbox, tmp_path):
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "4_download_session.py: error: no scan in session sub-2_ses-1 passes both --scans 2 and "
-        "--scan-types T1; scans there: 1 (T1), 2 (T2), 3 (func_rest), 4 (localizer)")
+        "--scan-types T1; scans there: 1 (T1), 2 (T2), 3 (func_rest), 4 (localizer), 5 (func_rest), "
+        "6 (dwi)")
 
 
 def test_only_scans_the_filters_chose_are_reported_as_skipped(sandbox, tmp_path):
