@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,6 @@ from xnat_download.errors import XnatError
 from xnat_download.manifest import Manifest
 from xnat_download.plan import ScanPlan
 
-DCM2NIIX = "dcm2niix"
 # dcm2niix is CPU-bound; downloads need little CPU, so two conversions at once keep both busy.
 CONVERSIONS_AT_ONCE = 2
 RECORD_NAME = ".xnat-bids.json"
@@ -38,12 +38,21 @@ class BidsOptions:
     folder: Path
     bids_map: list
     config: list[Description] | None = None   # a dcm2bids configuration's descriptions
+    dcm2niix: str = "dcm2niix"
 
 
-def check_dcm2niix() -> None:
-    """Before anything is downloaded: dcm2niix must be there and run."""
+def find_dcm2niix() -> str:
+    """$DCM2NIIX, else dcm2niix on the PATH, else the one pip installed beside this Python."""
+    beside_python = Path(sys.executable).parent / "dcm2niix"
+    return (os.environ.get("DCM2NIIX") or shutil.which("dcm2niix")
+            or (str(beside_python) if beside_python.is_file() else "dcm2niix"))
+
+
+def check_dcm2niix() -> str:
+    """Before anything is downloaded: dcm2niix must be there and run. Returns its path."""
+    dcm2niix = find_dcm2niix()
     try:
-        result = subprocess.run([DCM2NIIX, "-v"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([dcm2niix, "-v"], capture_output=True, text=True, timeout=30)
         # dcm2niix -v prints its version and exits 3 (0 in some builds).
         works = result.returncode in (0, 3) and "dcm2niix" in (result.stdout + result.stderr).lower()
     except (OSError, subprocess.SubprocessError):
@@ -51,6 +60,7 @@ def check_dcm2niix() -> None:
     if not works:
         raise XnatError("--bids needs dcm2niix, which was not found or does not run: "
                         "pip install dcm2niix (or pip install -r requirements.txt)")
+    return dcm2niix
 
 
 def planned_name(session: Session, plan: ScanPlan, options: BidsOptions) -> BidsName | None:
@@ -131,7 +141,7 @@ class BidsWriter:
         work_root = self.folder / WORK_FOLDER
         work_root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"scan-{plan.scan.id}-", dir=work_root))
-        command = [DCM2NIIX, "-b", "y", "-z", "y", "-1", "-f", "scan", "-o", str(work), str(plan.folder)]
+        command = [self.options.dcm2niix, "-b", "y", "-z", "y", "-1", "-f", "scan", "-o", str(work), str(plan.folder)]
         with self.lock:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, text=True, errors="replace")

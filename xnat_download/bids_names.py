@@ -71,14 +71,16 @@ def session_label(session: Session) -> str:
 
 
 def task_of(scan: Scan) -> str:
-    """task-<x> in the type or description, else func_<x>, else rest if the word appears, else task."""
+    """task-<x> in the type or description, else func_<x>, else rest if a word starts with it,
+    else task."""
     texts = [scan.type, scan.series_description]
     for pattern in (r"task-([A-Za-z0-9]+)", r"func_([A-Za-z0-9]+)"):
         for text in texts:
             match = re.search(pattern, text or "", re.I)
             if match:
                 return match.group(1).lower()
-    if any(re.search(r"(?<![a-z])rest(?![a-z])", (text or "").lower().replace("_", " ")) for text in texts):
+    # A word that starts with rest (rest, resting, rest_ap), not one that ends in it (interest).
+    if any(re.search(r"(?<![a-z])rest", (text or "").lower()) for text in texts):
         return "rest"
     return "task"
 

@@ -45,9 +45,8 @@ class DownloadOptions:
                     config = load_config(Path(args.bids_config))
                 except ConfigError as error:
                     parser.error(f"--bids-config: {error}")
-            if not args.dry_run:
-                check_dcm2niix()
-            bids = BidsOptions(Path(args.bids or BIDS_DIR), bids_map, config)
+            dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix()
+            bids = BidsOptions(Path(args.bids or BIDS_DIR), bids_map, config, dcm2niix)
         return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
                    transfer=args.transfer, bids=bids)
 
