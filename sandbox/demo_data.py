@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import hashlib
 import io
+import random
 import threading
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ class Scale:
     files_per_scan: int = 1
     file_size: int = 1024
     first_scan_files: int | None = None  # the first scan of a session holds this many (uneven shapes)
+    dicom_matrix: int = 0  # > 0: every file is a real DICOM slice of this many pixels a side
 
 
 class _Keys:
@@ -117,8 +119,11 @@ class DicomSpec:
     matrix: int
     slices: int = 0          # > 0: instances go round the slices, one volume after another
     bvalues: tuple[int, ...] = ()   # diffusion: the b-value of each volume
+    noise: bool = False      # pixels from a seeded generator: fast for big series, and as hard to
+                             # compress as a real image's noise floor
 
 
+_TWELVE_BITS_HIGH_BYTE = bytes(value & 0x0F for value in range(256))
 # Gradient directions of a diffusion scan's volumes (after b=0, one per volume).
 _DIRECTIONS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
@@ -180,9 +185,15 @@ def make_dicom(spec: DicomSpec) -> bytes:
     ds.HighBit = 11
     ds.PixelRepresentation = 0
     seed = int(spec.scan_id) * 31 + spec.instance * 7
-    pixels = array.array("H", (((x * y) // 4 + x * seed + y) % 4096
-                               for y in range(spec.matrix) for x in range(spec.matrix)))
-    ds.PixelData = pixels.tobytes()
+    if spec.noise:
+        noise = random.Random(seed).randbytes(2 * spec.matrix ** 2)
+        pixels = bytearray(noise)
+        pixels[1::2] = noise[1::2].translate(_TWELVE_BITS_HIGH_BYTE)   # 12-bit values, little-endian
+        ds.PixelData = bytes(pixels)
+    else:
+        pixels = array.array("H", (((x * y) // 4 + x * seed + y) % 4096
+                                   for y in range(spec.matrix) for x in range(spec.matrix)))
+        ds.PixelData = pixels.tobytes()
 
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
@@ -398,9 +409,17 @@ def _build_big_project(scale: Scale, keys: _Keys) -> Project:
                 file_count = scale.files_per_scan
                 if scan_number == 1 and scale.first_scan_files is not None:
                     file_count = scale.first_scan_files
-                files = [File.generated(xnat_dicom_name(study_uid, str(scan_number), instance),
-                                        scale.file_size, keys.file_number())
-                         for instance in range(1, file_count + 1)]
+                if scale.dicom_matrix:
+                    files = [File.from_bytes(xnat_dicom_name(study_uid, str(scan_number), instance), make_dicom(
+                        DicomSpec(project="BIG", subject_label=subject.label, session_label=label,
+                                  date=session.date, scan_id=str(scan_number),
+                                  series_description=_SERIES_DESCRIPTIONS[scan_type], instance=instance,
+                                  matrix=scale.dicom_matrix, noise=True)))
+                             for instance in range(1, file_count + 1)]
+                else:
+                    files = [File.generated(xnat_dicom_name(study_uid, str(scan_number), instance),
+                                            scale.file_size, keys.file_number())
+                             for instance in range(1, file_count + 1)]
                 session.scans.append(Scan(
                     id=str(scan_number), type=scan_type, series_description=_SERIES_DESCRIPTIONS[scan_type],
                     key=keys.scan_key(), resources=[Resource(label="DICOM", cat_id=keys.cat_id(), files=files)]))

@@ -21,7 +21,8 @@ from pathlib import Path
 from xnat_download.bids_names import (BidsName, Description, config_name, default_name, map_by_config,
                                       number_runs, stand_in_sidecar, subject_label)
 from xnat_download.catalog import Session
-from xnat_download.errors import XnatError
+from xnat_download.disk import describe_disk_error
+from xnat_download.errors import DiskProblem, XnatError
 from xnat_download.manifest import Manifest
 from xnat_download.plan import ScanPlan
 
@@ -193,13 +194,20 @@ class BidsWriter:
             names[scan.id] = name
             by_scan[scan.id] = conversion
         for scan_id, name in number_runs(names).items():
-            self._place(by_scan[scan_id], name)
+            try:
+                self._place(by_scan[scan_id], name)
+            except OSError as error:   # a full disk, say: this scan is not in place, the others may be
+                self.failed.append(f"{self.folder / name.path()}: could not be written "
+                                   f"({error.strerror or error}); running again converts it")
         for conversion in conversions:
             if conversion.work is not None:
                 shutil.rmtree(conversion.work, ignore_errors=True)
-        if names:
-            self._write_dataset_files(session)
-        self._save_record()
+        try:
+            if names:
+                self._write_dataset_files(session)
+            self._save_record()
+        except OSError as error:
+            raise DiskProblem(describe_disk_error(error, self.folder)) from None
 
     def _name(self, session: Session, conversion: Conversion) -> tuple[BidsName | None, str]:
         if self.options.config is None:
