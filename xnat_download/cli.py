@@ -110,8 +110,8 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
                        help=f"also convert what was downloaded into a BIDS dataset in DIR (default "
                             f"{BIDS_DIR}), with dcm2niix")
     group.add_argument("--bids-config", metavar="FILE",
-                       help="with --bids: name scans by this dcm2bids configuration file instead of "
-                            "the default map")
+                       help="name scans for --bids by this dcm2bids configuration file instead of "
+                            "the default map (implies --bids)")
     group.add_argument("--dry-run", action="store_true",
                        help="show what would be downloaded, write nothing")
 

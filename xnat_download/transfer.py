@@ -47,7 +47,6 @@ class Summary:
         return f"{', '.join(parts)} in {elapsed:.{2 if elapsed < 10 else 0}f} s -> {folder}"
 
 
-
 class Downloader:
     """Fetches planned scans, several connections at once, each file verified before it takes
     its final name."""
@@ -57,7 +56,7 @@ class Downloader:
                  on_scan_ready: Callable[[ScanPlan, Manifest], None] | None = None) -> None:
         self.client = client
         self.workers = workers
-        self.way = transfer
+        self.transfer_mode = transfer   # --transfer: auto, zip or files
         self.output_dir = output_dir
         self.quiet = quiet
         self.summary = Summary()
@@ -85,7 +84,7 @@ class Downloader:
                     self._scan_done(plan)
             self.progress.refresh()
             pool = WorkerPool(self._work, self.workers, self.transfer.cancel)
-            for chosen in choose_routes(routes, self.workers, self.way):
+            for chosen in choose_routes(routes, self.workers, self.transfer_mode):
                 log.debug("scan %s: %d files %s", chosen.plan.scan.id, len(chosen.files),
                           "as one zip" if chosen.by_zip else "one by one")
                 self._submit(pool, chosen)
@@ -145,7 +144,7 @@ class Downloader:
         return missing
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
-        return route(plan, manifest, files, self.client.request_seconds, self.way)
+        return route(plan, manifest, files, self.client.request_seconds, self.transfer_mode)
 
     def _submit(self, pool: WorkerPool, chosen: Route, zip_attempts: int = 0) -> None:
         if chosen.by_zip:
