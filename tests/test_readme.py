@@ -26,7 +26,8 @@ def test_the_two_set_up_commands_come_first():
 def test_every_option_the_readme_names_is_in_some_help_text():
     text = help_texts()
     # Options of the tools around us, not of our scripts.
-    others = {"--parallel", "--parallel-max", "--only", "--runs", "--help", "--scale", "--port", "--prefix"}
+    others = {"--parallel", "--parallel-max", "--parallel-immediate", "--only", "--runs", "--help", "--scale",
+              "--port", "--prefix"}
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", README)) - others
     missing = sorted(option for option in named if option not in text)
     assert not missing, f"README names options no script has: {missing}"
