@@ -1,89 +1,26 @@
 """XNAT's REST routes over a Catalog: what each request answers, independent of the socket.
 
-`Api.answer(request)` turns an authenticated request into a `Reply`; the HTTP layer (server.py)
+`Api.answer(request)` turns an authenticated request into a `Reply`; the HTTP layer (handler.py)
 deals with credentials, faults and sending. Every listing value is a string and every URI is
 server-relative (`/data/...`, no site prefix), as xnat-api.md describes.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from urllib.parse import quote, unquote
 
 from .catalog import Catalog, File, Project, Resource, Scan, Session, SessionPlace, Subject
 from .faults import Faults
-from .zipstream import deflated_zip_chunks, zip_chunks, zip_length
+from .messages import Forbidden, NotFound, Reply, Request, apply_range, error_reply
+from .pages import Row, login_page, rows_as_csv, rows_as_html
+from .zipstream import corrupted_copy, deflated_zip_chunks, zip_chunks, zip_folder_type, zip_length
 
 LAST_MODIFIED = "Mon, 15 Jan 2024 10:15:00 GMT"
-XNAT_VERSION = "1.8.10"
 SESSION_XSI_TYPES = {"xnat:imagesessiondata", "xnat:mrsessiondata", "xnat:experimentdata"}
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # percent-encoded, without the site prefix
-    query: dict[str, str]
-    query_string: str
-    user: str
-    range_header: str = ""  # the Range header, if any
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    file: File | None = None  # a file download: body is file bytes range_start..range_end-1
-    range_start: int = 0
-    range_end: int = 0
-    stream: Callable[[], Iterator[bytes | memoryview]] | None = None  # a zip: chunked, no length
-    stream_length: int = 0  # how long the stream will be (for cutting it in half)
-
-
-class NotFound(Exception):
-    status = 404
-
-
-class Forbidden(Exception):
-    status = 403
-
-
-def error_page(status: int, message: str) -> bytes:
-    """A small error page in the style of Restlet, the message in an <h3>."""
-    return (f"<html>\n<head>\n   <title>Status page</title>\n</head>\n<body>\n"
-            f"<h3>{html.escape(message)}</h3><p>You can get technical details "
-            f"<a href=\"http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html\">here</a> "
-            f"(status {status}).<br>\nPlease continue your visit at our <a href=\"/\">home page</a>.\n"
-            f"</p>\n</body>\n</html>\n").encode()
-
-
-def error_reply(status: int, message: str) -> Reply:
-    return Reply(status=status, body=error_page(status, message), content_type="text/html;charset=UTF-8")
-
-
-def login_page(prefix: str) -> bytes:
-    """XNAT's login page: what a browser, or a spoiled listing, gets instead of data."""
-    return (f"<!DOCTYPE html>\n<html>\n<head><title>XNAT</title></head>\n<body>\n"
-            f"<div id=\"login_box\"><form name=\"form1\" method=\"post\" action=\"{prefix}/login\">\n"
-            f"<label for=\"username\">User</label><input type=\"text\" name=\"username\">\n"
-            f"<label for=\"password\">Password</label><input type=\"password\" name=\"password\">\n"
-            f"<input type=\"submit\" value=\"Login\"></form></div>\n</body>\n</html>\n").encode()
-
-
-def home_page(user: str) -> bytes:
-    return (f"<!DOCTYPE html>\n<html>\n<head><title>XNAT</title></head>\n<body>\n"
-            f"<span id=\"user_info\">Logged in as: &nbsp;<a id=\"username-link\" "
-            f"href=\"/app/template/XDATScreen_UpdateUser.vm\">{html.escape(user)}</a></span>\n"
-            f"<p>XNAT sandbox {XNAT_VERSION}: a local stand-in for an XNAT server.</p>\n"
-            f"</body>\n</html>\n").encode()
 
 
 def file_uri_name(name: str) -> str:
@@ -96,18 +33,6 @@ def file_uri_name(name: str) -> str:
     if all(part not in ("", ".", "..") for part in parts):
         return "/".join(quote(part, safe="") for part in parts)
     return quote(name, safe="")
-
-
-def corrupted_copy(file: File) -> File:
-    """The file with its first byte flipped: same name and size, a different MD5 and CRC."""
-    altered = bytearray(b"".join(bytes(chunk) for chunk in file.chunks()))
-    if altered:
-        altered[0] ^= 0xFF
-    return File.from_bytes(file.name, bytes(altered))
-
-
-def zip_folder_type(scan_type: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", scan_type)
 
 
 def session_uri(session: Session) -> str:
@@ -130,7 +55,6 @@ def content_disposition(name: str) -> str:
 
 # --- listings -------------------------------------------------------------------------------
 
-Row = dict[str, str]
 
 # Schema paths of the scan element that /data/experiments?columns= understands.
 SCAN_COLUMNS: dict[str, Callable[[Scan], str]] = {
@@ -478,40 +402,3 @@ class Api:
         body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xnat:{element} {attributes} "
                 f"xmlns:xnat=\"http://nrg.wustl.edu/xnat\"/>\n").encode()
         return Reply(body=body, content_type="text/xml")
-
-
-def apply_range(reply: Reply, byte_range: str) -> Reply:
-    """Honour `bytes=N-` and `bytes=N-M`; anything fancier gets the whole file, as HTTP allows."""
-    assert reply.file is not None
-    match = re.fullmatch(r"bytes=(\d+)-(\d*)", byte_range.strip())
-    if not match:
-        return reply
-    size = reply.file.size
-    start = int(match.group(1))
-    end = int(match.group(2)) + 1 if match.group(2) else size
-    if start >= size or end <= start:
-        refused = error_reply(416, "Requested range not satisfiable.")
-        refused.headers.append(("Content-Range", f"bytes */{size}"))
-        return refused
-    end = min(end, size)
-    reply.status = 206
-    reply.range_start, reply.range_end = start, end
-    reply.headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
-    return reply
-
-
-def rows_as_csv(rows: list[Row]) -> bytes:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue().encode()
-
-
-def rows_as_html(rows: list[Row]) -> bytes:
-    columns = list(rows[0]) if rows else []
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(row.get(name, ''))}</td>" for name in columns) + "</tr>"
-                   for row in rows)
-    return f"<html><body><table><tr>{head}</tr>{body}</table></body></html>".encode()

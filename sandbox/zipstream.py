@@ -8,6 +8,7 @@ header holds zeros and a data descriptor follows each entry's data, as Java writ
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -87,3 +88,15 @@ def deflated_zip_chunks(entries: list[tuple[str, File]]) -> Iterator[bytes]:
         offset += len(header) + compressed + len(descriptor)
     directory = b"".join(central_directory)
     yield directory + _END_RECORD.pack(0x06054B50, 0, 0, len(entries), len(entries), len(directory), offset, 0)
+
+
+def corrupted_copy(file: File) -> File:
+    """The file with its first byte flipped: same name and size, a different MD5 and CRC."""
+    altered = bytearray(b"".join(bytes(chunk) for chunk in file.chunks()))
+    if altered:
+        altered[0] ^= 0xFF
+    return File.from_bytes(file.name, bytes(altered))
+
+
+def zip_folder_type(scan_type: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", scan_type)
