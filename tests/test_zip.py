@@ -107,12 +107,13 @@ def test_with_one_worker_never_two_requests_are_in_flight(sandbox, tmp_path):
 
 
 def test_ctrl_c_mid_zip_keeps_what_landed_and_the_rerun_fetches_the_rest(sandbox, tmp_path):
-    sandbox.faults.pace = 20 * 1024   # bytes a second: each zip takes a second or more
-    process = start_script(SESSION_SCRIPT, "--transfer", "zip", cwd=tmp_path,
+    # One zip at a time, each taking a second or more: stop once the first scan (5 files) is in.
+    sandbox.faults.pace = 20 * 1024   # bytes a second
+    process = start_script(SESSION_SCRIPT, "--transfer", "zip", "--workers", "1", cwd=tmp_path,
                            env=script_env(tmp_path, sandbox))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and sum(
-            name.endswith(".dcm") for name in data_files_below(tmp_path)) < 9:
+            name.endswith(".dcm") for name in data_files_below(tmp_path)) < 5:
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=20)

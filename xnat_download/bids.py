@@ -179,6 +179,8 @@ class BidsWriter:
                         conversion.future.result()
                 except OSError as error:
                     conversion.problem = f"dcm2niix could not run: {error.strerror or error}"
+                except ValueError:   # a sidecar that is not JSON
+                    conversion.problem = "dcm2niix wrote a sidecar that does not parse"
             else:
                 conversion.sidecar = self._recorded_sidecar(conversion.key)
             scan = conversion.plan.scan
