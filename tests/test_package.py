@@ -1,0 +1,23 @@
+"""The package's promise about itself: imports run one way, and no module imports a script."""
+from __future__ import annotations
+
+import re
+
+from cli import REPO
+
+PACKAGE = REPO / "xnat_download"
+
+
+def test_each_module_imports_only_those_listed_before_it():
+    order = re.findall(r"^    (\w+)\s", (PACKAGE / "__init__.py").read_text(), re.M)
+    assert sorted(order) == sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__")
+    for position, module in enumerate(order):
+        source = (PACKAGE / f"{module}.py").read_text()
+        imported = set(re.findall(r"^\s*from xnat_download\.(\w+) import", source, re.M))
+        assert imported <= set(order[:position]), (module, imported - set(order[:position]))
+
+
+def test_common_and_the_package_never_import_a_script_nor_common_the_package():
+    assert not re.search(r"^\s*(from|import)\s+xnat_download", (REPO / "common.py").read_text(), re.M)
+    for path in [REPO / "common.py", *PACKAGE.glob("*.py")]:
+        assert not re.search(r"^\s*(from|import)\s+\d_", path.read_text(), re.M), path
