@@ -20,8 +20,8 @@ from pathlib import Path
 
 from xnat_download.bids_names import (BidsName, Description, config_name, default_name, map_by_config,
                                       number_runs, stand_in_sidecar, subject_label)
-from xnat_download.catalog import Session
-from xnat_download.disk import describe_disk_error
+from xnat_download.catalog import Scan, Session
+from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError
 from xnat_download.manifest import Manifest
 from xnat_download.plan import ScanPlan
@@ -64,12 +64,18 @@ def check_dcm2niix() -> str:
     return dcm2niix
 
 
+def bids_name(session: Session, scan: Scan, sidecar: dict, options: BidsOptions) -> tuple[BidsName | None, str]:
+    """The scan's BIDS name (None, and why, when it has none): by the default map from XNAT's
+    type and description, or by the configuration from the dcm2niix sidecar."""
+    if options.config is None:
+        return default_name(session, scan, options.bids_map), ""
+    description, why = map_by_config(sidecar, options.config)
+    return (config_name(session, description) if description else None), why
+
+
 def planned_name(session: Session, plan: ScanPlan, options: BidsOptions) -> BidsName | None:
     """The name a scan is expected to take, from what XNAT says of it (for --dry-run)."""
-    if options.config is None:
-        return default_name(session, plan.scan, options.bids_map)
-    description, _ = map_by_config(stand_in_sidecar(plan.scan), options.config)
-    return config_name(session, description) if description else None
+    return bids_name(session, plan.scan, stand_in_sidecar(plan.scan), options)[0]
 
 
 def inputs_digest(plan: ScanPlan, manifest: Manifest) -> str:
@@ -188,7 +194,7 @@ class BidsWriter:
             if conversion.problem:
                 self.failed.append(f"{where}: {conversion.problem}; the download is kept")
                 continue
-            name, why = self._name(session, conversion)
+            name, why = bids_name(session, scan, conversion.sidecar, self.options)
             if name is None:
                 self.skipped.append(f"scan {scan.id} ({scan.type}) of {session.label}"
                                     + (f": {why}" if why else ""))
@@ -210,12 +216,6 @@ class BidsWriter:
             self._save_record()
         except OSError as error:
             raise DiskProblem(describe_disk_error(error, self.folder)) from None
-
-    def _name(self, session: Session, conversion: Conversion) -> tuple[BidsName | None, str]:
-        if self.options.config is None:
-            return default_name(session, conversion.plan.scan, self.options.bids_map), ""
-        description, why = map_by_config(conversion.sidecar, self.options.config)
-        return (config_name(session, description) if description else None), why
 
     def _recorded_sidecar(self, key: str) -> dict:
         for name in self.record["scans"].get(key, {}).get("outputs", []):
@@ -290,9 +290,7 @@ class BidsWriter:
             csv.writer(handle, delimiter="\t", lineterminator="\n").writerows(rows)
 
     def _save_record(self) -> None:
-        temporary = self.record_path.with_name(self.record_path.name + ".part")
-        temporary.write_text(json.dumps(self.record, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, self.record_path)
+        write_json(self.record_path, self.record, indent=1, sort_keys=True)
 
     def close(self) -> None:
         """Stop: conversions still running are ended (a rerun converts those scans again)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -15,10 +16,30 @@ CHUNK_SIZE = 1024 * 1024
 
 def digest_of(path: Path) -> str:
     md5 = hashlib.md5()
+    read_into(md5, path)
+    return md5.hexdigest()
+
+
+def read_into(md5, path: Path) -> int:
+    """Feed a file on disk to a digest, a block at a time; returns its size."""
+    size = 0
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
             md5.update(block)
-    return md5.hexdigest()
+            size += len(block)
+    return size
+
+
+def write_json(path: Path, data: object, **dump_options) -> None:
+    """Replace a small JSON file whole: written beside it first, so a cut never leaves half of it.
+    OSError (a full disk) if it cannot be, with nothing left behind."""
+    temporary = path.with_name(path.name + ".part")
+    try:
+        temporary.write_text(json.dumps(data, **dump_options), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        remove_quietly(temporary)
+        raise
 
 
 def describe_disk_error(error: OSError, folder: Path) -> str:
@@ -65,10 +86,7 @@ class PartFile:
         self.size = 0
         mode = "wb"
         if append:   # continue a leftover: what it holds counts towards the digest
-            with open(self.path, "rb") as handle:
-                for block in iter(lambda: handle.read(CHUNK_SIZE), b""):
-                    self.md5.update(block)
-                    self.size += len(block)
+            self.size = read_into(self.md5, self.path)
             mode = "ab"
         try:
             self.handle = open(self.path, mode)

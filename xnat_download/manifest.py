@@ -14,7 +14,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from xnat_download.cli import note, warn
-from xnat_download.disk import describe_disk_error, digest_of, remove_quietly
+from xnat_download.disk import describe_disk_error, digest_of, write_json
 from xnat_download.errors import DiskProblem, XnatError
 from xnat_download.plan import PlannedFile
 
@@ -82,12 +82,9 @@ class Manifest:
                 return
             data = {"format": 1, "source": self.source,
                     "files": dict(sorted(self.files.items()))}
-            temporary = self.path.with_name(self.path.name + ".part")
             try:
-                temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
-                os.replace(temporary, self.path)
+                write_json(self.path, data, indent=1)
             except OSError as error:   # the disk filled up under the data files too
-                remove_quietly(temporary)
                 raise DiskProblem(describe_disk_error(error, self.path.parent)) from None
             self._dirty = False
             self._last_write = time.monotonic()

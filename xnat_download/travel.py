@@ -36,9 +36,6 @@ class Route:
         return self.zip_seconds if self.by_zip else self.files_seconds
 
 
-TRANSFER_WAYS = ("auto", "zip", "files")   # --transfer: auto chooses per scan
-
-
 def route(plan: ScanPlan, manifest: Manifest, files: list[PlannedFile], request_seconds: float,
           transfer: str = "auto") -> Route:
     """Zip or files for one scan on its own. A zip only where it would fetch at most twice what
