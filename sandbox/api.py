@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 
 from .catalog import Catalog, File, Project, Resource, Scan, Session, SessionPlace, Subject
 from .faults import Faults
+from .floods import flooded_zip
 from .messages import Forbidden, NotFound, Reply, Request, apply_range, error_reply
 from .pages import Row, login_page, rows_as_csv, rows_as_html
 from .zipstream import corrupted_copy, deflated_zip_chunks, zip_chunks, zip_folder_type, zip_length
@@ -243,6 +244,8 @@ class Api:
                 name, file = entries[middle]
                 entries[middle] = (name, corrupted_copy(file))
             chunks = deflated_zip_chunks if faults.zip_deflate else zip_chunks
+            if entries and faults.matches(request.path, request.query_string):
+                entries, chunks = flooded_zip(entries, faults, chunks)
             return Reply(content_type="application/zip", stream=lambda: chunks(entries),
                          stream_length=zip_length(entries),
                          headers=[("Content-Disposition", f"attachment; filename=\"{place.session.label}.zip\"")])

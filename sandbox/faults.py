@@ -16,7 +16,11 @@ whose path and query contain `listing_match` unless `listing_count` limits it. `
 is None (off) or N: N more requests succeed on their session cookie, then every server session
 ends, once. Body faults (reset, short, stall) cut the body at half its length; corrupt flips the
 first, middle and last bytes of a file, and in a zip changes the middle entry's bytes with its CRC
-to match, so that only the catalog's MD5 can tell.
+to match, so that only the catalog's MD5 can tell. Flood faults send more than the listing says:
+overlong a file body (with its Content-Length) or a zip entry that runs on past its listed size;
+endless a file body sent chunked without end, or a zip led by an entry it does not list that never
+ends; bomb a zip entry that inflates far past its listed size. Each stops at `flood_bytes`, so that
+a client without a cap fails its test instead of filling the disk.
 """
 
 from __future__ import annotations
@@ -65,11 +69,18 @@ class Faults:
     listing_match: str = ""  # substring of path and query; "" = any format=json listing
 
     redirect_count: int = 0  # 302 to the login page
+    redirect_to: str = ""  # with redirect_count: 302 to this server URL and the same path instead
     missing_count: int = 0  # 404 for a file the listing names
     wrong_size: bool = False  # files listings say Size + 1
     no_digest: bool = False  # files listings give an empty digest, as catalogs without checksums do
     foreign_links: str = ""  # e.g. "http://other:8080": files listings link every file to that server
     zip_deflate: bool = False  # a site setting: zips deflated, sizes in data descriptors (else stored)
+
+    overlong_count: int = 0  # a file body, or a zip's `flood_entry`, runs on past its listed size
+    endless_count: int = 0  # a file body chunked without end; a zip led by an unlisted endless entry
+    bomb_count: int = 0  # a zip deflated, its `flood_entry` inflating far past its listed size
+    flood_entry: int = 0  # which entry of a zip overlong and bomb hit
+    flood_bytes: int = 50 * 1024 * 1024  # where every flood stops
 
     _used: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)

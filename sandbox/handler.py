@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from .floods import flooded_file
 from .messages import Reply, Request, error_reply
 from .pages import XNAT_VERSION, home_page, login_page
 from .catalog import CHUNK_SIZE
@@ -149,8 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
         # What a proxy or an overloaded server does happens before anyone looks at credentials.
         if faults.matches(local, query_string):
             if faults.take("redirect_count"):
-                return Reply(status=302, headers=[("Location", prefix + LOGIN_PAGE_PATH)],
-                             content_type="text/html;charset=UTF-8")
+                target = (faults.redirect_to + local + (f"?{query_string}" if query_string else "")
+                          if faults.redirect_to else prefix + LOGIN_PAGE_PATH)
+                return Reply(status=302, headers=[("Location", target)], content_type="text/html;charset=UTF-8")
             if faults.take("throttle_count"):
                 reply = error_reply(429, "Too many requests.")
                 reply.headers.append(("Retry-After", f"{faults.retry_after:g}"))
@@ -204,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
         reply = sandbox.api.answer(request)
         if reply.file is not None or reply.stream is not None:
             self.body_faults_apply = faults.matches(local, query_string)
+            if self.body_faults_apply and reply.file is not None:
+                reply = flooded_file(reply, faults)
         return reply
 
     # --- credentials ---
@@ -280,9 +284,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers += [("Set-Cookie", cookie) for cookie in self.cookies_to_set]
         self.cookies_to_set = ()
         # An HTTP/1.0 client cannot read chunks: its stream ends when the connection closes.
-        chunked = reply.stream is not None and self.request_version != "HTTP/1.0"
+        chunked = reply.stream is not None and reply.chunked and self.request_version != "HTTP/1.0"
         if chunked:
             headers.append(("Transfer-Encoding", "chunked"))
+        elif reply.stream is not None and not reply.chunked:
+            headers.append(("Content-Length", str(reply.stream_length)))
         elif reply.stream is not None:
             self.close_connection = True
         else:

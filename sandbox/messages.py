@@ -32,6 +32,7 @@ class Reply:
     range_end: int = 0
     stream: Callable[[], Iterator[bytes | memoryview]] | None = None  # a zip: chunked, no length
     stream_length: int = 0  # how long the stream will be (for cutting it in half)
+    chunked: bool = True  # a stream sent chunked; else with stream_length as its Content-Length
 
 
 class NotFound(Exception):

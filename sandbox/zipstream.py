@@ -13,7 +13,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 
-from .catalog import File
+from .catalog import CHUNK_SIZE, File
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
@@ -88,6 +88,22 @@ def deflated_zip_chunks(entries: list[tuple[str, File]]) -> Iterator[bytes]:
         offset += len(header) + compressed + len(descriptor)
     directory = b"".join(central_directory)
     yield directory + _END_RECORD.pack(0x06054B50, 0, 0, len(entries), len(entries), len(directory), offset, 0)
+
+
+def endless_zip_chunks(entries: list[tuple[str, File]], flood_bytes: int) -> Iterator[bytes | memoryview]:
+    """A zip led by a stored entry the listing does not name, whose header promises almost 4 GiB
+    and whose zeros never end (here they stop after `flood_bytes`, and so does the stream)."""
+    folder = entries[0][0].rpartition("/files/")[0] if entries else "endless"
+    name = f"{folder}/files/endless.bin".encode()
+    yield _LOCAL_HEADER.pack(0x04034B50, 20, _UTF8_NAMES, 0, _DOS_TIME, _DOS_DATE, 0, _LIMIT - 1,
+                             _LIMIT - 1, len(name), 0) + name
+    yield from zeros(flood_bytes)
+
+
+def zeros(count: int) -> Iterator[memoryview]:
+    block = memoryview(bytes(CHUNK_SIZE))
+    for start in range(0, count, CHUNK_SIZE):
+        yield block[:min(CHUNK_SIZE, count - start)]
 
 
 def corrupted_copy(file: File) -> File:

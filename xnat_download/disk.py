@@ -73,15 +73,21 @@ def remove_quietly(path: Path) -> None:
 
 
 
+class PastLimit(Exception):
+    """More bytes came than a .part may hold: it holds its limit, not a byte more."""
+
+
 class PartFile:
     """A file being written as `<name>.part` beside its final name, its MD5 and size kept as it
-    grows. Any local write error stops every worker (through `cancel`: a full disk or a missing
-    permission will not heal by retrying), removes the .part and becomes a DiskProblem."""
+    grows, never past `limit` bytes (PastLimit instead). Any local write error stops every worker
+    (through `cancel`: a full disk or a missing permission will not heal by retrying), removes the
+    .part and becomes a DiskProblem."""
 
-    def __init__(self, target: Path, cancel, append: bool = False) -> None:
+    def __init__(self, target: Path, cancel, limit: int, append: bool = False) -> None:
         self.target = target
         self.path = target.with_name(target.name + ".part")
         self.cancel = cancel
+        self.limit = limit
         self.md5 = hashlib.md5()
         self.size = 0
         mode = "wb"
@@ -94,6 +100,12 @@ class PartFile:
             raise self.disk_problem(error) from None
 
     def write(self, chunk: bytes) -> None:
+        """Append a chunk; PastLimit, with the .part filled to its limit, if it does not fit."""
+        room = self.limit - self.size
+        if len(chunk) > room:
+            if room > 0:
+                self.write(chunk[:room])
+            raise PastLimit()
         try:
             self.handle.write(chunk)
         except OSError as error:

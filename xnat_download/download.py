@@ -87,6 +87,8 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
         report_bids(bids, config.quiet)
     for failure in summary.failed + (bids.failed if bids else []):
         print(f"  failed: {failure}", file=sys.stderr)
+    for abandoned in summary.abandoned:
+        print(f"  abandoned: {abandoned}", file=sys.stderr)
     problems = []
     if summary.failed:
         retryable = len(summary.failed) - summary.needs_attention
@@ -96,6 +98,9 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
                        f"transfer; each of the others says why it needs you")
         problems.append(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
                         f"{advice}")
+    if summary.abandoned:
+        problems.append(f"the server sent more than it listed in {len(summary.abandoned)} zip(s) "
+                        f"(listed above): tell your XNAT admin")
     if bids and bids.failed:
         problems.append(f"{len(bids.failed)} scan(s) could not be converted to BIDS (listed above); "
                         f"every download is kept")

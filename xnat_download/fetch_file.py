@@ -1,5 +1,6 @@
 """One file by one request: streamed to `<name>.part`, continued from a leftover .part where the
-server allows it, retried with backoff, and renamed only once its size and MD5 match the listing."""
+server allows it, retried with backoff, and renamed only once its size and MD5 match the listing.
+A body that runs past the listed size is abandoned there: no server can fill the disk."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ import requests
 
 from xnat_download.catalog import RemoteFile
 from xnat_download.connection import XnatClient, backoff, describe_network_error, error_text, parse_retry_after
-from xnat_download.disk import CHUNK_SIZE, PartFile, remove_quietly
+from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit, remove_quietly
 from xnat_download.errors import Interrupted
 from xnat_download.manifest import Manifest
 from xnat_download.plan import PlannedFile
@@ -19,6 +20,9 @@ log = logging.getLogger("xnat_download")
 
 # Never image/*: XNAT would convert DICOM to a snapshot.
 ACCEPT_ANY = {"Accept": "*/*"}
+# A file whose listing gives no size may not grow without end either. 4 GiB, the most a zip entry
+# holds without zip64, is far beyond any DICOM file yet still stops a body that never ends.
+UNLISTED_SIZE_CAP = 4 * 1024 ** 3
 
 
 @dataclass
@@ -31,6 +35,22 @@ class Transfer:
 
 class FileFailed(Exception):
     """This file could not be fetched; the others go on."""
+
+
+class Overflow(FileFailed):
+    """The server sent more than it listed for this file: abandoned at the listed size and not
+    retried, since a server whose catalog and bytes disagree will send the same again."""
+
+
+def size_cap(remote: RemoteFile) -> int:
+    """The most bytes this file may have: its listed size, or UNLISTED_SIZE_CAP without one."""
+    return remote.size if remote.size >= 0 else UNLISTED_SIZE_CAP
+
+
+def overflow(remote: RemoteFile, where: str = "") -> Overflow:
+    listed = (f"the {remote.size} bytes it listed" if remote.size >= 0 else
+              f"{UNLISTED_SIZE_CAP} bytes, the cap for a file listed without a size")
+    return Overflow(f"the server sent more than {listed}{where}; abandoned there")
 
 
 class Retry(Exception):
@@ -88,6 +108,9 @@ def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> 
         counted = [0]   # bytes this attempt added to the progress bar
         try:
             part = _fetch_once(transfer, planned, counted)
+        except Overflow:
+            transfer.progress.update(-counted[0])
+            raise
         except Retry as retry:
             problem, retry_after = str(retry), retry.retry_after
         except requests.RequestException as error:
@@ -126,7 +149,7 @@ def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) ->
         if status not in (200, 206) or (status == 206 and not offset):
             check_status(transfer, response)
         # 200: the server sent it whole, so the .part starts over.
-        part = PartFile(target, transfer.cancel, append=status == 206)
+        part = PartFile(target, transfer.cancel, size_cap(remote), append=status == 206)
         try:
             for chunk in response.iter_content(CHUNK_SIZE):
                 if transfer.cancel.is_set():
@@ -134,6 +157,10 @@ def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) ->
                 part.write(chunk)
                 counted[0] += len(chunk)
                 transfer.progress.update(len(chunk))
+        except PastLimit:
+            # The .part stays, cut at the listed size, for a look at what came; the next run
+            # starts it over (a leftover as long as the listing is never continued).
+            raise overflow(remote) from None
         finally:
             part.close()
     return part

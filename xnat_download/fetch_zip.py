@@ -1,7 +1,10 @@
 """A scan's resource as one zip stream, unpacked as it arrives (stream-unzip) and never stored:
 each entry the listing names goes to `<name>.part`, is checked against the listing's size and MD5
 (the zip's CRC only proves the bytes are what the server read, not what its catalog says) and
-is renamed, exactly like a file fetched alone."""
+is renamed, exactly like a file fetched alone.
+
+Nothing a server sends can fill the disk: an entry is abandoned at its listed size, the stream
+at what the listing's files and their zip headers can take up."""
 from __future__ import annotations
 
 import logging
@@ -14,9 +17,10 @@ import requests
 import urllib3
 
 from xnat_download.connection import backoff, describe_network_error
-from xnat_download.disk import CHUNK_SIZE, PartFile
+from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit
 from xnat_download.errors import Interrupted
-from xnat_download.fetch_file import ACCEPT_ANY, FileFailed, Retry, Transfer, check_status, keep, mismatch
+from xnat_download.fetch_file import (ACCEPT_ANY, FileFailed, Retry, Transfer, check_status, keep, mismatch,
+                                      overflow, size_cap)
 from xnat_download.manifest import Manifest
 from xnat_download.plan import PlannedFile, ScanPlan
 
@@ -24,6 +28,15 @@ log = logging.getLogger("xnat_download")
 
 # {session}/scans/{scan}-{type}/resources/{R}/files/{name}: the name is what follows /files/.
 ENTRY_NAME = re.compile(r"/resources/[^/]+/files/(.+)$")
+# What a zip adds to a file, at most: a local header, a data descriptor and a central directory
+# record, with zip64 and timestamp extras (about 250 bytes), each with the entry's name twice (the
+# file's name, and a prefix of session label, scan and resource that 1.5 KiB covers). Deflate can
+# also grow incompressible bytes, by a few in a thousand.
+ENTRY_OVERHEAD = 2048
+# The end records, and the longest comment a zip may carry.
+END_OVERHEAD = 66 * 1024
+# A stream that breaks before its first file lands is tried once more, then its files go one by one.
+BROKEN_STREAMS = 2
 
 
 @dataclass
@@ -35,11 +48,29 @@ class ZipOutcome:
     failed: list[tuple[PlannedFile, FileFailed]] = field(default_factory=list)   # no retry helps
     problem: str = ""   # why the zip stopped short; "" if it was read to its end
     cut: bool = False   # it stopped short in a way a new zip may not (network, a damaged stream)
+    abandoned: str = ""   # why the zip was given up: the server sent more than the listing holds
     attempts: int = 0
+    broken: int = 0     # streams that started (200) and broke before a file landed
+    streaming: bool = False   # this attempt got its 200
 
 
 class ZipDamaged(Exception):
     """The stream ended early or does not parse as a zip."""
+
+
+class ZipAbandoned(Exception):
+    """The server sent more than the listing holds: the rest of the stream is not read. `whole`:
+    it was the zip's fault (said once for the scan), not one listed entry's (said for its file)."""
+
+    def __init__(self, message: str, whole: bool) -> None:
+        super().__init__(message)
+        self.whole = whole
+
+
+def zip_allowance(plan: ScanPlan) -> int:
+    """The most bytes a zip of the scan's resource can take: its listed files and their headers."""
+    return END_OVERHEAD + sum(size_cap(f) + size_cap(f) // 256 + ENTRY_OVERHEAD + 2 * len(f.path.encode())
+                              for f in plan.listed)
 
 
 def zip_path(plan: ScanPlan) -> str:
@@ -70,6 +101,7 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             if transfer.cancel.wait(wait):
                 raise Interrupted()
         outcome.attempts += 1
+        outcome.streaming = False
         retry_after = None
         landed_before = len(outcome.landed)
         outcome.cut = True
@@ -82,6 +114,10 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
         except FileFailed as failure:   # 403, 404 or another answer no retry changes
             outcome.problem, outcome.cut = str(failure), False
             break
+        except ZipAbandoned as abandoned:   # a server that sends more would do so again
+            outcome.problem, outcome.cut = str(abandoned), False
+            outcome.abandoned = str(abandoned) if abandoned.whole else ""
+            break
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             outcome.problem = describe_network_error(client.host, error)
         except ZipDamaged as damage:
@@ -90,6 +126,13 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
         # A zip that delivered something is not repeated: what is left goes the cheaper way.
         if len(outcome.landed) > landed_before or outcome.attempts >= attempts_left:
             break
+        # Nor is a stream that keeps breaking before its first file: one by one, each file is
+        # retried on its own and no whole zip is read again and again.
+        if outcome.streaming:
+            outcome.broken += 1
+            if outcome.broken >= BROKEN_STREAMS:
+                outcome.cut = False
+                break
     outcome.left.extend(wanted.values())
     return outcome
 
@@ -105,28 +148,46 @@ def _read_zip(transfer: Transfer, plan: ScanPlan, wanted: dict[str, PlannedFile]
     with response:
         if response.status_code != 200:
             check_status(transfer, response)
+        outcome.streaming = True
+        allowance = zip_allowance(plan)
         try:
-            _unpack(transfer, stream_unzip.stream_unzip(_arriving(transfer, response)), wanted,
-                    manifest, outcome)
+            _unpack(transfer, stream_unzip.stream_unzip(_arriving(transfer, response, allowance)),
+                    wanted, {f.path: size_cap(f) for f in plan.listed}, allowance, manifest, outcome)
         except stream_unzip.UnzipError as error:
             raise ZipDamaged(f"the zip stream was cut short or damaged "
                              f"({type(error).__name__})") from None
 
 
-def _unpack(transfer: Transfer, entries: Iterable, wanted: dict[str, PlannedFile], manifest: Manifest,
-            outcome: ZipOutcome) -> None:
-    """Write each entry the listing names to its .part, verify it, and give it its name."""
+def _unpack(transfer: Transfer, entries: Iterable, wanted: dict[str, PlannedFile], caps: dict[str, int],
+            allowance: int, manifest: Manifest, outcome: ZipOutcome) -> None:
+    """Write each entry the listing names to its .part, verify it, and give it its name; entries
+    not wanted are read past, each no further than its listed size allows."""
+    unlisted_room = allowance   # what entries the listing does not name may inflate to, together
     for name, _size, chunks in entries:
-        planned = wanted.get(entry_name(name) or "")
-        if planned is None:   # not in the listing (or met twice): read past it
-            for _ in chunks:
-                pass
+        relative = entry_name(name) or ""
+        planned = wanted.get(relative)
+        if planned is None:   # present already, refused, met twice, or not in the listing
+            limit = caps.get(relative, unlisted_room)
+            read = _read_past(chunks, limit, name)
+            if relative not in caps:
+                unlisted_room -= read
             continue
-        part = PartFile(planned.target, transfer.cancel)
+        part = PartFile(planned.target, transfer.cancel, size_cap(planned.remote))
+        shown = 0
         try:
             for chunk in chunks:
                 part.write(chunk)
+                shown += len(chunk)
                 transfer.progress.update(len(chunk))
+        except PastLimit:
+            # Cut at its listed size (the .part stays for a look; it is started over next time).
+            # The rest of a bomb is never inflated: the stream is given up here.
+            part.close()
+            transfer.progress.update(-shown)
+            del wanted[planned.remote.path]
+            failure = overflow(planned.remote, " in the zip of its scan")
+            outcome.failed.append((planned, failure))
+            raise ZipAbandoned(str(failure), whole=False) from None
         except BaseException:
             part.discard()
             raise
@@ -146,15 +207,36 @@ def _unpack(transfer: Transfer, entries: Iterable, wanted: dict[str, PlannedFile
             outcome.failed.append((planned, failure))
 
 
-def _arriving(transfer: Transfer, response: requests.Response) -> Iterator[bytes]:
+def _read_past(chunks: Iterable[bytes], limit: int, name: bytes) -> int:
+    """Inflate an entry that is not wanted, to find the next one; ZipAbandoned past `limit`."""
+    read = 0
+    for chunk in chunks:
+        read += len(chunk)
+        if read > limit:
+            raise ZipAbandoned(f"the server sent more than the listing holds (the zip's entry "
+                               f"{entry_name(name) or name.decode('utf-8', 'replace')!r} ran past "
+                               f"{limit} bytes); the zip was abandoned there", whole=True)
+    return read
+
+
+def _arriving(transfer: Transfer, response: requests.Response, allowance: int) -> Iterator[bytes]:
     """The body as it arrives, not in blocks held back until full: a slow link still shows each
-    entry as soon as it is complete, and a stop is seen between chunks."""
+    entry as soon as it is complete, and a stop is seen between chunks. ZipAbandoned once it runs
+    past `allowance` bytes."""
     raw = response.raw
     if raw.chunked and raw.supports_chunked_reads():
         pieces: Iterable[bytes] = raw.read_chunked(CHUNK_SIZE, decode_content=True)
     else:
         pieces = iter(lambda: raw.read1(CHUNK_SIZE), b"")
+    received = 0
     for piece in pieces:
         if transfer.cancel.is_set():
             raise Interrupted()
+        received += len(piece)
+        if received > allowance:
+            # What fits goes on first, so that an entry running past its own size is named.
+            yield piece[:len(piece) - (received - allowance)]
+            raise ZipAbandoned(f"the server sent more than the listing holds (the zip ran past "
+                               f"{allowance} bytes, what its files and zip headers can take up); "
+                               f"the zip was abandoned there", whole=True)
         yield piece

@@ -25,6 +25,7 @@ class ScanPlan:
     source: dict
     files: list[PlannedFile] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)   # (server name, why)
+    listed: list[RemoteFile] = field(default_factory=list)   # every file the listing names
 
     @property
     def total_bytes(self) -> int:
@@ -37,7 +38,7 @@ def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, re
     source = {"server": client.server, "project": project, "subject": session.subject_label,
               "session": session.label, "session_id": session.id, "scan": scan.id,
               "type": scan.type, "resource": resource}
-    plan = ScanPlan(session=session, scan=scan, folder=folder, source=source)
+    plan = ScanPlan(session=session, scan=scan, folder=folder, source=source, listed=list(files))
     cleaned: list[tuple[RemoteFile, str]] = []
     # Sorted so that, when two names clean up to the same one, the same file keeps the plain name
     # on every run.

@@ -16,7 +16,7 @@ from xnat_download.cli import human_size
 from xnat_download.connection import XnatClient
 from xnat_download.disk import make_folder
 from xnat_download.errors import Interrupted
-from xnat_download.fetch_file import FileFailed, Transfer, fetch_file
+from xnat_download.fetch_file import FileFailed, Overflow, Transfer, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
 from xnat_download.manifest import Manifest, already_there, folder_lock, someone_elses
 from xnat_download.plan import PlannedFile, ScanPlan
@@ -35,6 +35,7 @@ class Summary:
     skipped: list[str] = field(default_factory=list)   # scans and sessions, as noted
     failed: list[str] = field(default_factory=list)
     needs_attention: int = 0   # of the failed: those no rerun will change (unsafe names, others' files)
+    abandoned: list[str] = field(default_factory=list)   # zips that ran past their listing
     started: float = field(default_factory=time.monotonic)
 
     def line(self, folder: Path) -> str:
@@ -165,6 +166,9 @@ class Downloader:
         """Count what the zip landed; send on what it left: a cut-off zip's rest by a new zip if
         that is still the cheaper way, otherwise (and always for a wrong entry) file by file."""
         _, chosen, attempts_used = task
+        if outcome.abandoned:
+            self.summary.abandoned.append(f"{chosen.plan.folder.relative_to(self.output_dir)} (zip): "
+                                          f"{outcome.abandoned}; its files came one by one")
         for _planned, size in outcome.landed:
             self._landed(chosen.plan, size)
         for planned, failure in outcome.failed:
@@ -185,6 +189,8 @@ class Downloader:
 
     def _failed(self, plan: ScanPlan, planned: PlannedFile, failure: FileFailed) -> None:
         self.summary.failed.append(f"{planned.target.relative_to(self.output_dir)}: {failure}")
+        if isinstance(failure, Overflow):   # the server's listing and bytes disagree: a rerun won't help
+            self.summary.needs_attention += 1
         self._scans[id(plan)].broken = True
         self._one_file_less(plan)
 
