@@ -6,14 +6,17 @@ the environment; see README.md). The functions below them decide where files lan
     OUTPUT_DIR/scan-<ID>_<type>/                      one scan (3_download_single_scan.py)
     OUTPUT_DIR/session-<label>/scan-<ID>_<type>/      a session (4_download_session.py)
 
-Names from the server are untrusted, so every folder and file name is cleaned here first.
+Names from the server are untrusted, so every folder and file name is cleaned first (by
+xnat_download/names.py: characters other than letters, digits, `.`, `_` and `-` become `_`).
 The machinery (login, listing, downloading) lives in the package xnat_download/ beside this file.
 """
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
+
+# The cleaning itself; these names stay importable from here too, as they were before.
+from xnat_download.names import (MAX_NAME_BYTES, UnsafeName, distinct_component, inside,  # noqa: F401
+                                 safe_component, safe_relative_path)
 
 # --- Site defaults: edit these --------------------------------------------------------------
 XNAT_SERVER = "https://xnat.abudhabi.nyu.edu"
@@ -57,56 +60,19 @@ def session_scan_folder(output_dir: Path, session, scan) -> Path:
 
 
 def scan_folder_name(scan) -> str:
-    # Cleaned as one name, so that a long type is cut like a long file name, not refused by the disk.
-    return safe_component(f"scan-{scan.id}" + (f"_{scan.type}" if scan.type else ""))
+    """scan-<ID>_<type>, or scan-<ID> for a scan without a type.
+
+    Cleaned as one name, so that a long type is cut like a long file name, not refused by the
+    disk. A name that cleaning changes, or whose ID holds the `_` that also parts ID from type,
+    ends in a tag made from the raw ID and type (scan-2_T1_w_fs_91eb7934 for type `T1 w/fs`), so
+    that no two scans share a folder: scan 1 of type T1 and scan 1_T1 of no type, or 1 / `a b`
+    and 1_a / b, would otherwise clean up to one name.
+    """
+    name = f"scan-{scan.id}" + (f"_{scan.type}" if scan.type else "")
+    return distinct_component(name, identity=repr((scan.id, scan.type)), ambiguous="_" in scan.id)
 
 
 def session_folder_name(session) -> str:
-    return safe_component(f"session-{session.label}")
-
-
-# --- Names on disk -----------------------------------------------------------------------------
-
-UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
-MAX_NAME_BYTES = 200
-
-
-class UnsafeName(ValueError):
-    """A server name that cannot be made safe (.., absolute, empty): that file is refused."""
-
-
-def safe_component(name: str) -> str:
-    """One path component with only [A-Za-z0-9._-]; long names cut, with a digest to stay unique."""
-    cleaned = UNSAFE_CHARACTERS.sub("_", name)
-    if cleaned in ("", ".", ".."):
-        raise UnsafeName(f"refused the name {name!r}")
-    if len(cleaned) > MAX_NAME_BYTES:
-        stem, dot, suffix = cleaned.rpartition(".")
-        suffix = dot + suffix if dot and len(suffix) <= 16 else ""
-        digest = hashlib.md5(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        cleaned = cleaned[:MAX_NAME_BYTES - len(suffix) - 13] + "-" + digest + suffix
-    # Our own bookkeeping names are reserved.
-    if cleaned.startswith(".xnat-"):
-        cleaned = "_" + cleaned
-    if cleaned.endswith(".part"):
-        cleaned += "_"
-    return cleaned
-
-
-def safe_relative_path(name: str) -> str:
-    """A server file name made safe to join below a scan folder; UnsafeName if it cannot be."""
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        raise UnsafeName(f"refused the absolute path {name!r}")
-    parts = name.replace("\\", "/").split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise UnsafeName(f"refused the path {name!r}")
-    return "/".join(safe_component(part) for part in parts)
-
-
-def inside(folder: Path, path: Path) -> bool:
-    """True if path, links resolved, stays within folder."""
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
+    """session-<label>; a label that cleaning changes ends in a tag made from it, so that
+    `S1 MR1` (session-S1_MR1_<tag>) never shares a folder with `S1_MR1` (session-S1_MR1)."""
+    return distinct_component(f"session-{session.label}")

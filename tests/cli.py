@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from common import safe_relative_path, scan_folder_name  # noqa: E402  (needs the path above)
+from common import scan_folder_name  # noqa: E402  (needs the path above)
+from xnat_download.names import safe_relative_path  # noqa: E402
 from xnat_download.catalog import Scan  # noqa: E402
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from cli import data_files_below, find_session, run_script
-from sandbox import File
+from sandbox import File, Resource, Scan, Session, Subject
+from xnat_download.names import name_tag
 
 SCAN_SCRIPT = "3_download_single_scan.py"
+SESSION_SCRIPT = "4_download_session.py"
 SESSION = "sub-2_ses-1"   # the default session; its scan 2 (T2) has four DICOM files of 3026 bytes
 
 
@@ -109,3 +111,99 @@ def test_a_zip_that_breaks_before_its_first_file_is_tried_twice_then_file_by_fil
     assert result.returncode == 0, result.stderr
     assert len(sandbox.zip_requests()) == 2 and len(sandbox.file_requests()) == len(files)
     assert_arrived(tmp_path / "downloaded_data" / "scan-2_T2", files)
+
+
+# --- D2 and D7: folder names unique by construction --------------------------------------------
+
+def clash_subject(sandbox) -> Subject:
+    """A subject of DEMO whose scans, and whose sessions, clean up to one name two by two."""
+    def scan(scan_id: str, scan_type: str, key: str) -> Scan:
+        files = [File.from_bytes(f"{key}.dcm", f"scan {scan_id!r} of type {scan_type!r}".encode())]
+        return Scan(id=scan_id, type=scan_type, key=key,
+                    resources=[Resource(label="DICOM", cat_id=f"C_{key}", files=files)])
+
+    def session(label: str, number: int, scans: list[Scan]) -> Session:
+        return Session(id=f"XNAT_E_CLASH{number}", label=label, date="2024-03-0{number}", scans=scans)
+
+    subject = Subject(id="XNAT_S_CLASH", label="sub-clash", sessions=[
+        session("S1 MR1", 1, [scan("1", "T1", "a"), scan("1_T1", "", "b"),
+                              scan("2", "a b", "c"), scan("2_a", "b", "d")]),
+        session("S1_MR1", 2, [scan("1", "T1", "e")]),
+        session("S2", 3, [scan("1", "T1", "f")]),
+    ])
+    sandbox.catalog.projects["DEMO"].subjects.append(subject)
+    return subject
+
+
+def folder_contents(folder) -> dict[str, bytes]:
+    return {name: path.read_bytes() for name, path in data_files_below(folder).items()}
+
+
+def served(session) -> dict[str, bytes]:
+    return {scan.key: scan.resources[0].files[0].data() for scan in session.scans}
+
+
+def test_scans_and_sessions_whose_names_clean_up_alike_each_get_a_folder_of_their_own(sandbox, tmp_path):
+    subject = clash_subject(sandbox)
+    # Before, this waited for its own lock for ever, and a session clash stopped every later one.
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-clash", cwd=tmp_path,
+                        sandbox=sandbox, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "waiting for another download" not in result.stderr
+    output = tmp_path / "downloaded_data"
+    assert sorted(path.name for path in output.iterdir()) == sorted(
+        ["session-S1_MR1", f"session-S1_MR1_{name_tag('session-S1 MR1')}", "session-S2"])
+    spaced = output / f"session-S1_MR1_{name_tag('session-S1 MR1')}"
+    # The ordinary name keeps its plain folder; each look-alike gets a tag of its raw ID and type.
+    assert folder_contents(spaced) == {
+        "scan-1_T1/a.dcm": served(subject.sessions[0])["a"],
+        f"scan-1_T1_{name_tag(repr(('1_T1', '')))}/b.dcm": served(subject.sessions[0])["b"],
+        f"scan-2_a_b_{name_tag(repr(('2', 'a b')))}/c.dcm": served(subject.sessions[0])["c"],
+        f"scan-2_a_b_{name_tag(repr(('2_a', 'b')))}/d.dcm": served(subject.sessions[0])["d"]}
+    assert folder_contents(output / "session-S1_MR1") == {"scan-1_T1/e.dcm": served(subject.sessions[1])["e"]}
+    assert folder_contents(output / "session-S2") == {"scan-1_T1/f.dcm": served(subject.sessions[2])["f"]}
+    sandbox.clear_log()
+    again = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-clash", cwd=tmp_path,
+                       sandbox=sandbox, timeout=30)
+    assert again.returncode == 0 and sandbox.file_requests() == []   # every file found where it was put
+
+
+def test_a_folder_an_older_layout_filled_with_another_sessions_scan_is_refused_and_the_run_goes_on(
+        sandbox, tmp_path):
+    subject = clash_subject(sandbox)
+    first = run_script(SESSION_SCRIPT, "--subject", "sub-clash", "--session", "S1 MR1", cwd=tmp_path,
+                       sandbox=sandbox, timeout=30)
+    assert first.returncode == 0, first.stderr
+    # Older versions put session `S1 MR1` where session `S1_MR1` now belongs.
+    output = tmp_path / "downloaded_data"
+    (output / f"session-S1_MR1_{name_tag('session-S1 MR1')}").rename(output / "session-S1_MR1")
+    before = folder_contents(output / "session-S1_MR1")
+    result = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-clash", cwd=tmp_path,
+                        sandbox=sandbox, timeout=30)
+    assert the_error(result) == (f"{SESSION_SCRIPT}: error: 1 scan(s) were not downloaded (listed "
+                                 f"above): each line says why")
+    assert (f"failed: downloaded_data/session-S1_MR1/scan-1_T1 holds another scan's data (from "
+            f"DEMO/S1 MR1 scan 1): nothing was written there; move that folder away, or choose "
+            f"another folder with --output-dir\n") in result.stderr
+    assert folder_contents(output / "session-S1_MR1") == before   # untouched
+    # The sessions around it still arrive, the first one again under its own name.
+    assert folder_contents(output / "session-S2") == {"scan-1_T1/f.dcm": served(subject.sessions[2])["f"]}
+    assert len(folder_contents(output / f"session-S1_MR1_{name_tag('session-S1 MR1')}")) == 4
+
+
+def test_a_scan_whose_name_was_made_to_match_anothers_tag_is_refused_not_waited_for(sandbox, tmp_path):
+    # Scan 1_T1 (no type) is tagged; a scan 1 whose type ends in that very tag would take the same
+    # folder, which construction cannot prevent: the run must say so, not wait for its own lock.
+    session = find_session(sandbox, SESSION)
+    tagged, mimic = session.scans[1], session.scans[2]
+    tagged.id, tagged.type = "1_T1", ""
+    mimic.id, mimic.type = "1", f"T1_{name_tag(repr(('1_T1', '')))}"
+    session.scans[0].id = "9"
+    result = run_script(SESSION_SCRIPT, "--scans", "1", "1_T1", cwd=tmp_path, sandbox=sandbox, timeout=30)
+    assert the_error(result) == (f"{SESSION_SCRIPT}: error: 1 scan(s) were not downloaded (listed "
+                                 f"above): each line says why")
+    folder = f"session-{SESSION}/scan-1_T1_{name_tag(repr(('1_T1', '')))}"
+    assert (f"failed: {folder}: scan 1_T1 would share this folder with scan 1 (their names differ "
+            f"only in case, or were made to look alike); it was not downloaded: fetch it on its own "
+            f"with --scans 1_T1 and another --output-dir\n") in result.stderr
+    assert_arrived(tmp_path / "downloaded_data" / folder, mimic.resources[0].files)

@@ -15,6 +15,7 @@ import common
 from cli import data_files_below, files_below, run_script, script_env
 from xnat_download.catalog import RemoteFile, Scan, Session
 from xnat_download.manifest import LOCK_NAME, MANIFEST_NAME
+from xnat_download.names import MAX_NAME_BYTES, inside
 from xnat_download.plan import ScanPlan, plan_scan
 from sandbox import File, Sandbox
 
@@ -73,7 +74,7 @@ def test_every_planned_name_is_safe_unique_and_inside_its_folder(names):
         assert all(len(p.encode()) <= LONGEST_COMPONENT for p in parts)
         assert parts[-1] not in (MANIFEST_NAME, LOCK_NAME) and not parts[-1].endswith(".part")
         assert planned_file.target == scan_plan.folder / planned_file.relative
-        assert common.inside(scan_plan.folder, planned_file.target)
+        assert inside(scan_plan.folder, planned_file.target)
     # The same listing in another order gives every file the same name: resume finds them again.
     again = {f.remote.path: f.relative for f in plan(list(reversed(names)), root).files}
     assert again == {n: f.relative for n, f in planned.items()}
@@ -129,7 +130,7 @@ def test_no_server_name_makes_a_download_write_outside_its_folder_or_crash(hosti
     else:
         assert result.returncode == 0, result.stderr
     out = cwd / "out"
-    assert all(common.inside(out, path) for path in files_below(base).values())
+    assert all(inside(out, path) for path in files_below(base).values())
     written = sorted(path.read_bytes() for path in data_files_below(out).values())
     assert written == sorted(f.data() for f in files if f.name not in refused)
 
@@ -140,21 +141,26 @@ def test_the_hostile_project_arrives_cleaned_cut_and_kept_apart(make_sandbox, tm
     assert result.returncode == 1   # three names are refused; every other file still arrives
     for refused in ("../evil.dcm", "/tmp/abs.dcm", "sub/../../x.dcm"):
         assert f"failed: scan 1 file {refused}: refused" in result.stderr
-    session_folder = tmp_path / "downloaded_data" / "session-ses_1_x"
+    session = hostile_session(sandbox)
+    session_folder = tmp_path / "downloaded_data" / common.session_folder_name(session)
+    scan_folders = [common.scan_folder_name(scan) for scan in session.scans]
+    # Names that cleaning changed carry a tag of the raw name; an ordinary one stays as it is.
+    assert session_folder.name.startswith("session-ses_1_x_")
+    assert scan_folders[0].startswith("scan-1_T1_.._.._evil_") and scan_folders[1:] == ["scan-2", "scan-3_T2"]
     on_disk = {name: path.read_bytes() for name, path in data_files_below(session_folder).items()}
-    served = {f.name: f.data() for f in hostile_session(sandbox).scans[0].resources[0].files}
+    served = {f.name: f.data() for f in session.scans[0].resources[0].files}
     scan_1 = {name.split("/", 1)[1]: data for name, data in on_disk.items()
-              if name.startswith("scan-1_T1_.._.._evil/")}
+              if name.startswith(f"{scan_folders[0]}/")}
     assert scan_1["r_sum___.dcm"] == served["résumé_ü.dcm"]
     assert scan_1["deep/dir/ok.dcm"] == served["deep/dir/ok.dcm"]
     long_name = next(n for n in scan_1 if n.startswith("LLL"))
-    assert len(long_name) <= common.MAX_NAME_BYTES and long_name.endswith(".dcm")
+    assert len(long_name) <= MAX_NAME_BYTES and long_name.endswith(".dcm")
     assert scan_1[long_name] == served["L" * 296 + ".dcm"]
     # "a b.dcm", "a_b.dcm" and "a?b.dcm" all clean up to a_b.dcm: all three kept, each its own.
     look_alikes = sorted(data for n, data in scan_1.items() if n.startswith("a_b"))
     assert look_alikes == sorted(served[n] for n in ("a b.dcm", "a_b.dcm", "a?b.dcm"))
     assert len(scan_1) == len(served) - 3
-    assert sorted(p.name for p in session_folder.iterdir()) == ["scan-1_T1_.._.._evil", "scan-2", "scan-3_T2"]
+    assert sorted(p.name for p in session_folder.iterdir()) == sorted(scan_folders)
     # The names are stable: a second run finds every file where the first one put it.
     sandbox.clear_log()
     again = run_script(SESSION_SCRIPT, cwd=tmp_path, env=hostile_env(tmp_path, sandbox))
@@ -181,6 +187,7 @@ def test_a_file_named_like_a_folder_of_another_does_not_stop_the_download(make_s
     hostile_session(sandbox).scans[2].resources[0].files = files
     result = run_script(SESSION_SCRIPT, "--scans", "3", cwd=tmp_path, env=hostile_env(tmp_path, sandbox))
     assert result.returncode == 0, result.stderr
-    on_disk = data_files_below(tmp_path / "downloaded_data" / "session-ses_1_x" / "scan-3_T2")
+    session_folder = common.session_folder_name(hostile_session(sandbox))
+    on_disk = data_files_below(tmp_path / "downloaded_data" / session_folder / "scan-3_T2")
     assert sorted(path.read_bytes() for path in on_disk.values()) == sorted(f.data() for f in files)
     assert on_disk["a/b.dcm"].read_bytes() == files[1].data()

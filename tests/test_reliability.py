@@ -16,7 +16,8 @@ import pytest
 
 from cli import data_files_below, run_script, script_env, start_script
 
-from common import safe_relative_path, scan_folder_name
+from common import scan_folder_name
+from xnat_download.names import safe_relative_path
 from xnat_download.catalog import Scan
 
 SESSION_SCRIPT = "4_download_session.py"

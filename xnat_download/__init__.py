@@ -1,8 +1,10 @@
 """The machinery of the xnat-download scripts, one concern per module.
 
 Imports run one way: the scripts import this package and common.py; the modules import common.py
-(the site defaults and the folder layout) and the modules listed before them here:
+(the site defaults and the folder layout) and the modules listed before them here; common.py
+imports names, which imports neither common.py nor any other module:
 
+    names       server names made safe: cleaned, cut, kept inside, tagged when they clean up alike
     errors      the errors a run can end with, exit codes, secrets scrubbed from messages
     cli         options, logging, notes and warnings, run(main): one line and an exit code
     config      settings and credentials: option > environment > common.py > ~/.netrc > prompt

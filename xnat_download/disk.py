@@ -9,8 +9,8 @@ import json
 import os
 from pathlib import Path
 
-from common import inside
 from xnat_download.errors import DiskProblem, XnatError
+from xnat_download.names import inside
 
 CHUNK_SIZE = 1024 * 1024
 

@@ -85,7 +85,7 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
     note(summary.line(output_dir), config.quiet)
     if bids:
         report_bids(bids, config.quiet)
-    for failure in summary.failed + (bids.failed if bids else []):
+    for failure in summary.scans_refused + summary.failed + (bids.failed if bids else []):
         print(f"  failed: {failure}", file=sys.stderr)
     for abandoned in summary.abandoned:
         print(f"  abandoned: {abandoned}", file=sys.stderr)
@@ -98,6 +98,9 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
                        f"transfer; each of the others says why it needs you")
         problems.append(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
                         f"{advice}")
+    if summary.scans_refused:
+        problems.append(f"{len(summary.scans_refused)} scan(s) were not downloaded (listed above): "
+                        f"each line says why")
     if summary.abandoned:
         problems.append(f"the server sent more than it listed in {len(summary.abandoned)} zip(s) "
                         f"(listed above): tell your XNAT admin")

@@ -35,6 +35,10 @@ def same_source(recorded: dict, wanted: dict) -> bool:
                     for key in ("project", "session", "scan", "resource")))
 
 
+class ForeignFolder(XnatError):
+    """The scan folder holds another scan's data (an older layout's, say): never written into."""
+
+
 class Manifest:
     """`.xnat-manifest.json`: where a scan folder's files came from, and each verified file."""
 
@@ -47,7 +51,7 @@ class Manifest:
         self._last_write = 0.0
 
     def load(self) -> None:
-        """Read what an earlier run recorded; XnatError if the folder belongs to another source."""
+        """Read what an earlier run recorded; ForeignFolder if it belongs to another source."""
         if not self.path.exists():
             return
         if not self.path.is_file():
@@ -61,11 +65,11 @@ class Manifest:
             warn(f"{self.path} is damaged; the files in that folder will be checked again")
             return
         if not same_source(recorded_source, self.source):
-            raise XnatError(
+            raise ForeignFolder(
                 f"{self.path.parent} holds another scan's data (from "
                 f"{recorded_source.get('project')}/{recorded_source.get('session')} scan "
-                f"{recorded_source.get('scan')}): nothing was written there; choose another "
-                f"folder with --output-dir")
+                f"{recorded_source.get('scan')}): nothing was written there; move that folder "
+                f"away, or choose another folder with --output-dir")
         self.files = {name: entry for name, entry in files.items()
                       if isinstance(entry, dict) and {"size", "md5"} <= entry.keys()}
 

@@ -1,14 +1,13 @@
 """Plans: which files of a scan to fetch, and the safe path below the scan folder each one takes."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from common import UnsafeName, inside, safe_relative_path
 from xnat_download.catalog import RemoteFile, Scan, Session
 from xnat_download.connection import XnatClient, on_server
+from xnat_download.names import UnsafeName, inside, name_tag, safe_relative_path
 
 @dataclass
 class PlannedFile:
@@ -74,7 +73,7 @@ def unique_name(relative: str, server_name: str, taken: set[str]) -> str:
     while candidate.casefold() in taken:
         attempt += 1
         salted = server_name if attempt == 1 else f"{server_name}\n{attempt}"
-        tag = hashlib.md5(salted.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        tag = name_tag(salted)
         stem, dot, suffix = relative.rpartition(".")
         candidate = f"{stem}_{tag}.{suffix}" if dot and "/" not in suffix else f"{relative}_{tag}"
     return candidate

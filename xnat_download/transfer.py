@@ -14,11 +14,11 @@ from typing import Callable
 
 from xnat_download.cli import human_size
 from xnat_download.connection import XnatClient
-from xnat_download.disk import make_folder
-from xnat_download.errors import Interrupted
+from xnat_download.disk import describe_disk_error, make_folder
+from xnat_download.errors import DiskProblem, Interrupted
 from xnat_download.fetch_file import FileFailed, Overflow, Transfer, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
-from xnat_download.manifest import Manifest, already_there, folder_lock, someone_elses
+from xnat_download.manifest import ForeignFolder, Manifest, already_there, folder_lock, someone_elses
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
 from xnat_download.travel import Route, choose_routes, route
@@ -36,6 +36,7 @@ class Summary:
     failed: list[str] = field(default_factory=list)
     needs_attention: int = 0   # of the failed: those no rerun will change (unsafe names, others' files)
     abandoned: list[str] = field(default_factory=list)   # zips that ran past their listing
+    scans_refused: list[str] = field(default_factory=list)   # scans whose folder was not theirs
     started: float = field(default_factory=time.monotonic)
 
     def line(self, folder: Path) -> str:
@@ -75,8 +76,11 @@ class Downloader:
         """Download every planned scan of one session; failures are recorded, not raised."""
         with contextlib.ExitStack() as stack:
             routes = []
+            folders: dict[tuple, ScanPlan] = {}   # each scan folder (device, inode), and its scan
             for plan in plans:
-                manifest = self._open_folder(plan, stack)
+                manifest = self._open_folder(plan, stack, folders)
+                if manifest is None:
+                    continue
                 state = self._scans[id(plan)] = ScanState(manifest, broken=bool(plan.refused))
                 missing = self._missing_files(plan, state)
                 if missing:
@@ -106,17 +110,39 @@ class Downloader:
             if fatal:
                 raise fatal
 
-    def _open_folder(self, plan: ScanPlan, stack: contextlib.ExitStack) -> Manifest:
-        """Make the scan's folders, take its lock, and read what an earlier run verified there."""
+    def _open_folder(self, plan: ScanPlan, stack: contextlib.ExitStack,
+                     folders: dict[tuple, ScanPlan]) -> Manifest | None:
+        """Make the scan's folders, take its lock, and read what an earlier run verified there.
+        None, with the reason in the summary, if the folder is not this scan's to write into."""
+        make_folder(plan.folder, self.output_dir)
+        # Folder names are distinct by construction; this catches what construction cannot (names
+        # that differ only in case on a disk that ignores case, or a name made to match a tag),
+        # since a wait for our own lock would never end.
+        try:
+            info = plan.folder.stat()
+        except OSError as error:
+            raise DiskProblem(describe_disk_error(error, plan.folder)) from None
+        other = folders.setdefault((info.st_dev, info.st_ino), plan)
+        if other is not plan:
+            self.summary.scans_refused.append(
+                f"{plan.folder.relative_to(self.output_dir)}: scan {plan.scan.id} would share this "
+                f"folder with scan {other.scan.id} (their names differ only in case, or were made "
+                f"to look alike); it was not downloaded: fetch it on its own with --scans "
+                f"{plan.scan.id} and another --output-dir")
+            return None
         for name, why in plan.refused:
             self.summary.failed.append(f"scan {plan.scan.id} file {name}: {why}")
             self.summary.needs_attention += 1
         # Every folder once here, rather than a check per file as it is written.
-        for folder in sorted({plan.folder} | {f.target.parent for f in plan.files}):
+        for folder in sorted({f.target.parent for f in plan.files} - {plan.folder}):
             make_folder(folder, self.output_dir)
         stack.enter_context(folder_lock(plan.folder, self.quiet))
         manifest = Manifest(plan.folder, plan.source)
-        manifest.load()
+        try:
+            manifest.load()
+        except ForeignFolder as refusal:   # an older layout's, say: the other scans still come
+            self.summary.scans_refused.append(str(refusal))
+            return None
         stack.callback(manifest.save)
         return manifest
 
