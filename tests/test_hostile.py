@@ -207,3 +207,54 @@ def test_a_scan_whose_name_was_made_to_match_anothers_tag_is_refused_not_waited_
             f"only in case, or were made to look alike); it was not downloaded: fetch it on its own "
             f"with --scans 1_T1 and another --output-dir\n") in result.stderr
     assert_arrived(tmp_path / "downloaded_data" / folder, mimic.resources[0].files)
+
+
+# --- redirects: followed on the server only ----------------------------------------------------
+
+@pytest.fixture
+def elsewhere(make_sandbox):
+    """Another XNAT on another loopback host, serving the same demo data."""
+    return make_sandbox(host="127.0.0.2")
+
+
+def test_a_file_redirected_to_another_host_fails_alone_and_nothing_goes_there(sandbox, elsewhere, tmp_path):
+    files = scan_2(sandbox)
+    victim = files[2]
+    sandbox.faults.match = victim.name
+    sandbox.faults.redirect_count, sandbox.faults.redirect_to = -1, elsewhere.url
+    result = fetch_scan_2(sandbox, tmp_path, "files")
+    the_error(result)
+    assert (f"failed: scan-2_T2/{victim.name}: the server sent the request for it on to another "
+            f"server ({elsewhere.url}); not followed: files come from the server only\n") in result.stderr
+    assert elsewhere.log == [] and requests_for(sandbox, victim.name) == 1
+    assert_arrived(tmp_path / "downloaded_data" / "scan-2_T2", [f for f in files if f is not victim])
+
+
+def test_a_zip_redirected_to_another_host_is_not_followed_and_its_files_come_one_by_one(
+        sandbox, elsewhere, tmp_path):
+    sandbox.faults.match = "format=zip"
+    sandbox.faults.redirect_count, sandbox.faults.redirect_to = -1, elsewhere.url
+    result = fetch_scan_2(sandbox, tmp_path, "zip")
+    assert result.returncode == 0, result.stderr
+    assert elsewhere.log == [] and len(sandbox.zip_requests()) == 1
+    assert_arrived(tmp_path / "downloaded_data" / "scan-2_T2", scan_2(sandbox))
+
+
+def test_a_listing_redirected_to_another_host_is_one_error_and_nothing_goes_there(sandbox, elsewhere, tmp_path):
+    sandbox.faults.match = "/files?format=json"
+    sandbox.faults.redirect_count, sandbox.faults.redirect_to = -1, elsewhere.url
+    result = fetch_scan_2(sandbox, tmp_path, "files")
+    error = the_error(result)
+    assert error.startswith(f"{SCAN_SCRIPT}: error: 127.0.0.1 sent the request for /data/experiments/")
+    assert error.endswith(f"/files on to another server ({elsewhere.url}); not followed: listings and "
+                          f"files come from 127.0.0.1 only")
+    assert elsewhere.log == [] and not (tmp_path / "downloaded_data").exists()
+
+
+def test_a_redirect_on_the_server_itself_is_followed(sandbox, tmp_path):
+    sandbox.faults.match = "/resources/"   # the files listing, then the first files
+    sandbox.faults.redirect_count, sandbox.faults.redirect_to = 3, sandbox.url
+    result = fetch_scan_2(sandbox, tmp_path, "files")
+    assert result.returncode == 0, result.stderr
+    assert_arrived(tmp_path / "downloaded_data" / "scan-2_T2", scan_2(sandbox))
+    assert sum(1 for entry in sandbox.log if entry.status == 302) == 3

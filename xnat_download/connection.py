@@ -1,5 +1,6 @@
 """The connection to XNAT: xnatpy logs in and out, and its HTTP session carries our GETs, with
-retries and backoff, one fresh login when a session expires, and network errors in plain words."""
+retries and backoff, one fresh login when a session expires, redirects followed only on the
+server, and network errors in plain words."""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +11,7 @@ import random
 import re
 import threading
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -21,8 +22,18 @@ from xnat_download.errors import AuthError, NotFound, XnatError
 
 MAX_RETRY_WAIT = 60.0
 LOGOUT_TIMEOUT = 1.0
+MAX_REDIRECTS = 5
 
 log = logging.getLogger("xnat_download")
+
+class OffServer(XnatError):
+    """The server sent a request on to another server; not followed, since listings and files
+    come from the server only (and our session cookie would go along to another port)."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        self.where = where   # scheme://host:port of the other server
+
 
 class XnatClient:
     """A logged-in connection: xnatpy logs in and out, and its HTTP session carries our requests.
@@ -162,9 +173,9 @@ class XnatClient:
             raise XnatError(f"refused to follow a link from {self.host} to another server")
         for attempt in range(2):
             generation = self._login_generation
-            response = self.http.get(url, params=params, headers=headers, stream=stream,
-                                     timeout=(min(self.timeout, 30), self.timeout))
-            if response.status_code == 401 or lands_on_login_page(response):
+            response, redirected = self._get_on_server(url, params, headers, stream)
+            # An expired session may be redirected to the login page instead of getting a 401.
+            if response.status_code == 401 or (redirected and "login" in response.url.lower()):
                 response.close()
                 if attempt == 0:
                     self.relogin(generation)
@@ -172,6 +183,27 @@ class XnatClient:
                 raise self.auth_error(" (refused again right after a fresh login)")
             return response
         raise AssertionError("unreachable")
+
+    def _get_on_server(self, url: str, params: dict | None, headers: dict | None,
+                       stream: bool) -> tuple[requests.Response, bool]:
+        """GET, following redirects only while they stay on our server; OffServer for one that
+        leaves it. Returns the answer, and whether it came through a redirect."""
+        for hops in range(MAX_REDIRECTS + 1):
+            response = self.http.get(url, params=params, headers=headers, stream=stream,
+                                     timeout=(min(self.timeout, 30), self.timeout),
+                                     allow_redirects=False)
+            if not response.is_redirect:
+                return response, hops > 0
+            target = urljoin(response.url, response.headers["Location"])
+            response.close()
+            if not on_server(self.server, target):
+                parts = urlsplit(target)
+                where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+                raise OffServer(f"{self.host} sent the request for {urlsplit(url).path} on to "
+                                f"another server ({where}); not followed: listings and files come "
+                                f"from {self.host} only", where)
+            url, params = target, None   # the query travels in the new address
+        raise XnatError(f"{self.host} redirected {urlsplit(url).path} more than {MAX_REDIRECTS} times")
 
     def get_listing(self, path: str, params: dict | None = None) -> list[dict]:
         """The rows of a JSON listing, retried on network trouble and 429/5xx.
@@ -215,11 +247,6 @@ class XnatClient:
 def on_server(server: str, url: str) -> bool:
     """Whether a URL is server-relative or on our server (same scheme, host, port, path prefix)."""
     return "://" not in url or url.startswith(server + "/")
-
-
-def lands_on_login_page(response: requests.Response) -> bool:
-    """An expired session may be redirected to the login page instead of getting a 401."""
-    return bool(response.history) and "login" in response.url.lower()
 
 
 def shows_login_form(response: requests.Response) -> bool:

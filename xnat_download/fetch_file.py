@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import requests
 
 from xnat_download.catalog import RemoteFile
-from xnat_download.connection import XnatClient, backoff, describe_network_error, error_text, parse_retry_after
+from xnat_download.connection import (OffServer, XnatClient, backoff, describe_network_error, error_text,
+                                      parse_retry_after)
 from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit, remove_quietly
 from xnat_download.errors import Interrupted
 from xnat_download.manifest import Manifest
@@ -111,6 +112,9 @@ def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> 
         except Overflow:
             transfer.progress.update(-counted[0])
             raise
+        except OffServer as refusal:   # it would be sent away again
+            raise FileFailed(f"the server sent the request for it on to another server "
+                             f"({refusal.where}); not followed: files come from the server only") from None
         except Retry as retry:
             problem, retry_after = str(retry), retry.retry_after
         except requests.RequestException as error:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from xnat_download.connection import backoff, describe_network_error
+from xnat_download.connection import OffServer, backoff, describe_network_error
 from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit
 from xnat_download.errors import Interrupted
 from xnat_download.fetch_file import (ACCEPT_ANY, FileFailed, Retry, Transfer, check_status, keep, mismatch,
@@ -113,6 +113,9 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             outcome.problem, retry_after = str(retry), retry.retry_after
         except FileFailed as failure:   # 403, 404 or another answer no retry changes
             outcome.problem, outcome.cut = str(failure), False
+            break
+        except OffServer as refusal:   # its files may still come from the server one by one
+            outcome.problem, outcome.cut = str(refusal), False
             break
         except ZipAbandoned as abandoned:   # a server that sends more would do so again
             outcome.problem, outcome.cut = str(abandoned), False
