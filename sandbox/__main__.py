@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="spoil JSON listings: an HTML page, an empty body, cut JSON, or no ResultSet")
     faults.add_argument("--listing-count", metavar="N", type=int, default=-1, help="... this many of them (default: all)")
     faults.add_argument("--redirect-count", metavar="N", type=int, default=0, help="answer 302 to the login page")
+    faults.add_argument("--redirect-to", metavar="URL", default="", help="... or to this server, same path")
+    faults.add_argument("--overlong-count", metavar="N", type=int, default=0,
+                        help="a body, or a zip's first entry, runs on past its listed size")
+    faults.add_argument("--endless-count", metavar="N", type=int, default=0,
+                        help="a body chunked without end; a zip led by an unlisted entry without end")
+    faults.add_argument("--bomb-count", metavar="N", type=int, default=0,
+                        help="a zip's first entry deflated from far more than its listed size")
     faults.add_argument("--missing-count", metavar="N", type=int, default=0, help="answer 404 for files that are listed")
     faults.add_argument("--wrong-size", action="store_true", help="files listings report one byte too many")
     faults.add_argument("--no-digest", action="store_true", help="files listings give no MD5 digests")
@@ -79,7 +86,8 @@ def faults_from(options: argparse.Namespace) -> Faults:
         stall_count=options.stall_count, stall_seconds=options.stall_seconds, expire_after=options.expire_after,
         listing=options.listing or "", listing_count=options.listing_count,
         redirect_count=options.redirect_count, missing_count=options.missing_count, wrong_size=options.wrong_size,
-        no_digest=options.no_digest)
+        no_digest=options.no_digest, redirect_to=options.redirect_to, overlong_count=options.overlong_count,
+        endless_count=options.endless_count, bomb_count=options.bomb_count)
 
 
 def json_lines_writer(stream: TextIO) -> Callable[[LogEntry], None]:
