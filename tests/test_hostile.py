@@ -258,3 +258,16 @@ def test_a_redirect_on_the_server_itself_is_followed(sandbox, tmp_path):
     assert result.returncode == 0, result.stderr
     assert_arrived(tmp_path / "downloaded_data" / "scan-2_T2", scan_2(sandbox))
     assert sum(1 for entry in sandbox.log if entry.status == 302) == 3
+
+
+def test_an_expired_session_sent_to_a_login_page_elsewhere_logs_in_again(sandbox, elsewhere, tmp_path):
+    # Sites with single sign-on send an expired session to their login service on another host.
+    files = scan_2(sandbox)
+    sandbox.faults.match = files[0].name
+    sandbox.faults.redirect_count, sandbox.faults.redirect_to = 1, f"{elsewhere.url}/sso/login?next="
+    result = fetch_scan_2(sandbox, tmp_path, "files")
+    assert result.returncode == 0, result.stderr
+    assert elsewhere.log == [] and requests_for(sandbox, files[0].name) == 2
+    logins = [entry for entry in sandbox.log if entry.method == "GET" and entry.path.endswith("/data/JSESSION")]
+    assert len(logins) == 2   # the first login, and one fresh login
+    assert_arrived(tmp_path / "downloaded_data" / "scan-2_T2", files)

@@ -173,9 +173,8 @@ class XnatClient:
             raise XnatError(f"refused to follow a link from {self.host} to another server")
         for attempt in range(2):
             generation = self._login_generation
-            response, redirected = self._get_on_server(url, params, headers, stream)
-            # An expired session may be redirected to the login page instead of getting a 401.
-            if response.status_code == 401 or (redirected and "login" in response.url.lower()):
+            response, to_login = self._get_on_server(url, params, headers, stream)
+            if response.status_code == 401 or to_login:
                 response.close()
                 if attempt == 0:
                     self.relogin(generation)
@@ -187,15 +186,19 @@ class XnatClient:
     def _get_on_server(self, url: str, params: dict | None, headers: dict | None,
                        stream: bool) -> tuple[requests.Response, bool]:
         """GET, following redirects only while they stay on our server; OffServer for one that
-        leaves it. Returns the answer, and whether it came through a redirect."""
-        for hops in range(MAX_REDIRECTS + 1):
+        leaves it. Returns the answer, and whether it was a redirect to a login page."""
+        for _ in range(MAX_REDIRECTS + 1):
             response = self.http.get(url, params=params, headers=headers, stream=stream,
                                      timeout=(min(self.timeout, 30), self.timeout),
                                      allow_redirects=False)
             if not response.is_redirect:
-                return response, hops > 0
+                return response, False
             target = urljoin(response.url, response.headers["Location"])
             response.close()
+            if "login" in target.lower():
+                # An expired session sent to a login page (the server's own, or a single sign-on
+                # elsewhere) instead of getting a 401: not followed, the caller logs in again.
+                return response, True
             if not on_server(self.server, target):
                 parts = urlsplit(target)
                 where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"

@@ -216,9 +216,10 @@ def _read_past(chunks: Iterable[bytes], limit: int, name: bytes) -> int:
     for chunk in chunks:
         read += len(chunk)
         if read > limit:
+            shown = (entry_name(name) or name.decode("utf-8", "replace"))[:200]
             raise ZipAbandoned(f"the server sent more than the listing holds (the zip's entry "
-                               f"{entry_name(name) or name.decode('utf-8', 'replace')!r} ran past "
-                               f"{limit} bytes); the zip was abandoned there", whole=True)
+                               f"{shown!r} ran past {limit} bytes); the zip was abandoned there",
+                               whole=True)
     return read
 
 
