@@ -18,7 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xnat_download.bids_names import (BidsName, Description, config_name, default_name, map_by_config,
+from xnat_download.bids_config import BidsConfig
+from xnat_download.bids_names import (BidsName, config_name, default_name, map_by_config,
                                       number_runs, stand_in_sidecar, subject_label)
 from xnat_download.catalog import Scan, Session
 from xnat_download.disk import describe_disk_error, write_json
@@ -38,7 +39,7 @@ BIDS_VERSION = "1.9.0"
 class BidsOptions:
     folder: Path
     bids_map: list
-    config: list[Description] | None = None   # a dcm2bids configuration's descriptions
+    config: BidsConfig | None = None   # a dcm2bids configuration, checked
     dcm2niix: str = "dcm2niix"
 
 
@@ -69,7 +70,7 @@ def bids_name(session: Session, scan: Scan, sidecar: dict, options: BidsOptions)
     type and description, or by the configuration from the dcm2niix sidecar."""
     if options.config is None:
         return default_name(session, scan, options.bids_map), ""
-    description, why = map_by_config(sidecar, options.config)
+    description, why = map_by_config(sidecar, list(options.config.descriptions))
     return (config_name(session, description) if description else None), why
 
 

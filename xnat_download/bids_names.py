@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from xnat_download.catalog import Scan, Session, natural_key, scan_matches
 
@@ -15,10 +13,6 @@ NOT_LETTERS_OR_DIGITS = re.compile(r"[^A-Za-z0-9]")
 # The order BIDS puts entities in, between ses- and the suffix.
 ENTITY_ORDER = ("task", "acq", "ce", "trc", "stain", "rec", "dir", "run", "mod", "echo", "flip",
                 "inv", "mt", "part", "proc", "hemi", "space", "split", "recording", "chunk")
-
-
-class ConfigError(ValueError):
-    """A --bids-config file that cannot be used; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -108,40 +102,6 @@ class Description:
     sidecar_changes: dict = field(default_factory=dict)
 
 
-def load_config(path: Path) -> list[Description]:
-    """The descriptions of a dcm2bids configuration file; ConfigError saying what is wrong."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{path} could not be read: {error.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path} is not JSON: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("descriptions"), list):
-        raise ConfigError(f"{path} has no \"descriptions\" list (a dcm2bids configuration file "
-                          f"has one)")
-    descriptions = []
-    for number, entry in enumerate(data["descriptions"], 1):
-        if not isinstance(entry, dict) or not entry.get("datatype") or not entry.get("suffix") \
-                or not isinstance(entry.get("criteria"), dict):
-            raise ConfigError(f"{path}: description {number} needs \"datatype\", \"suffix\" and "
-                              f"\"criteria\"")
-        entities = entry.get("custom_entities", ())
-        if isinstance(entities, str):
-            entities = [entities]
-        pairs = []
-        for entity in entities:
-            key, _, value = str(entity).partition("-")
-            if not key or not value:
-                raise ConfigError(f"{path}: description {number}: custom_entities takes key-value "
-                                  f"pairs such as \"task-rest\", not {entity!r}")
-            pairs.append((key, value))
-        changes = entry.get("sidecar_changes", entry.get("sidecarChanges", {}))
-        descriptions.append(Description(
-            datatype=str(entry["datatype"]), suffix=str(entry["suffix"]), criteria=entry["criteria"],
-            entities=tuple(pairs), sidecar_changes=changes if isinstance(changes, dict) else {}))
-    return descriptions
-
-
 def criteria_match(criteria: dict, sidecar: dict) -> bool:
     """dcm2bids's matching: every criterion must hold; strings are shell wildcards (case-sensitive),
     lists match element by element, {"any": [...]} matches if one of them does."""
@@ -197,7 +157,9 @@ def default_name(session: Session, scan: Scan, bids_map: list) -> BidsName | Non
 
 
 def config_name(session: Session, description: Description) -> BidsName:
-    entities = tuple((key, letters_and_digits(value)) for key, value in description.entities)
+    # bids_config checked each "key-value"; a bare key is dropped, as dcm2bids does without extractors.
+    entities = tuple(tuple(entity.split("-", 1)) for entity in description.custom_entities
+                     if "-" in entity)
     return BidsName(subject_label(session), session_label(session), description.datatype,
                     description.suffix, entities, None, tuple(description.sidecar_changes.items()))
 

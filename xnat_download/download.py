@@ -11,7 +11,8 @@ from typing import Iterable
 
 from common import BIDS_DIR
 from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix, planned_name
-from xnat_download.bids_names import ConfigError, load_config, number_runs
+from xnat_download.bids_config import ConfigError, load_config
+from xnat_download.bids_names import number_runs
 from xnat_download.catalog import Session
 from xnat_download.cli import human_size, note
 from xnat_download.config import Config
