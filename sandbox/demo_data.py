@@ -14,7 +14,8 @@ import random
 import threading
 from dataclasses import dataclass
 
-from .catalog import Catalog, File, Project, Resource, Scan, Session, Subject
+from .catalog import Catalog, File, Keys, Project, Resource, Scan, Session, Subject
+from .vendor_data import build_vendor_project
 
 DEMO_USER = "demo"
 OUTSIDER_USER = "outsider"
@@ -46,37 +47,6 @@ class Scale:
     file_size: int = 1024
     first_scan_files: int | None = None  # the first scan of a session holds this many (uneven shapes)
     dicom_matrix: int = 0  # > 0: every file is a real DICOM slice of this many pixels a side
-
-
-class _Keys:
-    """Hands out accession IDs and database keys in creation order, like a fresh XNAT would."""
-
-    def __init__(self) -> None:
-        self.subject = 0
-        self.session = 0
-        self.resource = 1000
-        self.scan = 5000
-        self.generated_file = 0
-
-    def subject_id(self) -> str:
-        self.subject += 1
-        return f"XNAT_S{self.subject:05d}"
-
-    def session_id(self) -> str:
-        self.session += 1
-        return f"XNAT_E{self.session:05d}"
-
-    def cat_id(self) -> str:
-        self.resource += 1
-        return str(self.resource)
-
-    def scan_key(self) -> str:
-        self.scan += 1
-        return str(self.scan)
-
-    def file_number(self) -> int:
-        self.generated_file += 1
-        return self.generated_file
 
 
 # --- DICOM making ---------------------------------------------------------------------------
@@ -322,7 +292,7 @@ def _demo_dicoms(project: ProjectPlan, subject: SubjectPlan, session: SessionPla
     return cached
 
 
-def _build_demo_project(plan: ProjectPlan, keys: _Keys) -> Project:
+def _build_demo_project(plan: ProjectPlan, keys: Keys) -> Project:
     project = Project(id=plan.id, name=plan.name, description=plan.description,
                       secondary_id=plan.secondary_id, pi_firstname=plan.pi[0], pi_lastname=plan.pi[1],
                       accessibility=plan.accessibility, members=set(plan.members))
@@ -365,7 +335,7 @@ HOSTILE_FILE_NAMES: tuple[str, ...] = (
 )
 
 
-def _build_hostile_project(keys: _Keys) -> Project:
+def _build_hostile_project(keys: Keys) -> Project:
     project = Project(id="HOSTILE", name="Hostile names", secondary_id="Hostile",
                       description="Labels, types and file names that a careless client would write anywhere.",
                       accessibility="protected", members={DEMO_USER}, pi_firstname="Eve", pi_lastname="Mallory")
@@ -391,7 +361,7 @@ def _build_hostile_project(keys: _Keys) -> Project:
 
 # --- the scaled project ---------------------------------------------------------------------
 
-def _build_big_project(scale: Scale, keys: _Keys) -> Project:
+def _build_big_project(scale: Scale, keys: Keys) -> Project:
     project = Project(id="BIG", name="Big project", secondary_id="Big",
                       description=(f"{scale.subjects} subjects x {scale.sessions_per_subject} sessions x "
                                    f"{scale.scans_per_session} scans x {scale.files_per_scan} files of "
@@ -428,9 +398,9 @@ def _build_big_project(scale: Scale, keys: _Keys) -> Project:
     return project
 
 
-def build_catalog(scale: Scale | None = None, hostile: bool = False) -> Catalog:
-    """The demo projects, plus HOSTILE and BIG when asked. Demo IDs never depend on the options."""
-    keys = _Keys()
+def build_catalog(scale: Scale | None = None, hostile: bool = False, vendor: bool = False) -> Catalog:
+    """The demo projects, plus HOSTILE, BIG and VENDOR when asked. Demo IDs never depend on the options."""
+    keys = Keys()
     catalog = Catalog()
     for plan in DEMO_PROJECTS:
         catalog.projects[plan.id] = _build_demo_project(plan, keys)
@@ -438,5 +408,7 @@ def build_catalog(scale: Scale | None = None, hostile: bool = False) -> Catalog:
         catalog.projects["HOSTILE"] = _build_hostile_project(keys)
     if scale is not None:
         catalog.projects["BIG"] = _build_big_project(scale, keys)
+    if vendor:
+        catalog.projects["VENDOR"] = build_vendor_project(keys, {DEMO_USER})
     catalog.reindex()
     return catalog

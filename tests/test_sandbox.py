@@ -478,6 +478,44 @@ def test_scaled_project_lists_right(make_sandbox: Any, subjects: int, sessions: 
     assert "DEMO" in sb.catalog.projects
 
 
+def archived_vendor_series() -> dict[tuple[str, str, str], dict[str, bytes]]:
+    """(subject, session, series folder) -> {file name: bytes}, read straight from the archive."""
+    import tarfile
+    series: dict[tuple[str, str, str], dict[str, bytes]] = {}
+    with tarfile.open(REPO_ROOT / "tests" / "data" / "vendor_dicom.tar.xz", "r:xz") as archive:
+        for member in archive.getmembers():
+            if member.isfile():
+                _, subject, session, folder, name = member.name.split("/")
+                series.setdefault((subject, session, folder), {})[name] = archive.extractfile(member).read()
+    return series
+
+
+def test_the_vendor_project_serves_each_archived_series_as_a_scan_named_by_its_dicom(make_sandbox: Any) -> None:
+    sb = make_sandbox(vendor=True)
+    client = login(sb)
+    expected: dict[tuple[str, str, str], tuple[str, dict[str, bytes]]] = {}  # (subject, session, scan ID)
+    for (subject, session, _), files in archived_vendor_series().items():
+        header = pydicom.dcmread(io.BytesIO(next(iter(files.values()))), stop_before_pixels=True)
+        expected[(subject, session, str(header.SeriesNumber))] = (header.SeriesDescription.strip(), files)
+    assert {subject for subject, _, _ in expected} == {"siemens", "ge", "philips"}
+    assert {row["label"] for row in rows(client, f"{sb.url}/data/projects/VENDOR/subjects")} == \
+        {"siemens", "ge", "philips"}
+    served: set[tuple[str, str, str]] = set()
+    for row in rows(client, f"{sb.url}/data/projects/VENDOR/experiments", columns="ID,label,subject_label"):
+        for scan in rows(client, f"{sb.url}/data/experiments/{row['ID']}/scans"):
+            key = (row["subject_label"], row["label"], scan["ID"])
+            description, files = expected[key]
+            assert scan["type"] == scan["series_description"] == description
+            listed = rows(client, f"{sb.url}/data/experiments/{row['ID']}/scans/{scan['ID']}/resources/DICOM/files")
+            assert {file["Name"]: file["digest"] for file in listed} == \
+                {name: md5(data) for name, data in files.items()}
+            body = client.get(sb.url + listed[0]["URI"], timeout=TIMEOUT).content
+            assert body == files[listed[0]["Name"]]
+            served.add(key)
+    assert served == set(expected)
+    assert "VENDOR" not in Sandbox().catalog.projects  # only when asked
+
+
 def test_generated_files_are_distinct_and_consistent() -> None:
     files = [File.generated(f"f{n}", 300_000, n) for n in range(1, 6)]
     assert len({file.md5 for file in files}) == len(files)
