@@ -7,12 +7,13 @@ import io
 import json
 import struct
 import subprocess
+import sys
 
 import pydicom
 import pytest
 
 from cli import data_files_below, find_session, run_script, script_env
-from sandbox import File
+from sandbox import File, Sandbox
 
 SESSION_SCRIPT = "4_download_session.py"
 SCAN_SCRIPT = "3_download_single_scan.py"
@@ -231,3 +232,98 @@ def test_the_demo_converts_out_of_the_box(tmp_path):
     result = run_script(SESSION_SCRIPT, "--demo", "--bids", cwd=tmp_path, env=script_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert {f"{stem}.nii.gz" for stem in DEMO_TREE} <= set(dataset_files(tmp_path / "bids"))
+
+
+# --- real scanners' series (the sandbox's VENDOR project) ----------------------------------------
+
+@pytest.fixture(scope="module")
+def vendor_sandbox():
+    with Sandbox(vendor=True) as started:
+        yield started
+
+
+def vendor_run(vendor_sandbox, tmp_path, *args):
+    env = script_env(tmp_path, vendor_sandbox, XNAT_PROJECT="VENDOR")
+    return run_script(SESSION_SCRIPT, "--subject", "siemens", *args, cwd=tmp_path, env=env)
+
+
+def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intended_for(vendor_sandbox, tmp_path):
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--bids", "bids")
+    assert result.returncode == 0, result.stderr
+    bids = tmp_path / "bids"
+    session = "sub-siemens/ses-xa30"
+    assert set(dataset_files(bids / session)) == {
+        f"{folder}/sub-siemens_ses-xa30_{suffix}{ext}" for folder, suffix in (
+            ("func", "task-fa_bold"), ("fmap", "magnitude1"), ("fmap", "magnitude2"), ("fmap", "phasediff"))
+        for ext in (".nii.gz", ".json")}
+    # Scan 8 holds both echoes' magnitudes, scan 9 the phase difference.
+    magnitude2 = json.loads((bids / session / "fmap/sub-siemens_ses-xa30_magnitude2.json").read_text())
+    phasediff = json.loads((bids / session / "fmap/sub-siemens_ses-xa30_phasediff.json").read_text())
+    assert (magnitude2["SeriesNumber"], magnitude2["EchoNumber"]) == (8, 2)
+    assert phasediff["SeriesNumber"] == 9 and phasediff["EchoTime2"] > phasediff["EchoTime1"]
+    assert phasediff["IntendedFor"] == magnitude2["IntendedFor"] == [
+        "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_bold.nii.gz"]
+    # The ADC series is derived: left out, and named.
+    assert ("no BIDS name for (not converted): scan 11 (DWI_dir80_PA_ADC) of siemens_xa30: "
+            "a derived image") in result.stderr
+    warnings = {issue["code"] for issue in assert_valid_bids(bids)}
+    assert "INTENDED_FOR" not in warnings
+
+
+def test_a_session_where_nothing_maps_exits_0_and_says_so(vendor_sandbox, tmp_path):
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_epi", "--bids", "bids")
+    assert result.returncode == 0, result.stderr
+    assert ("no BIDS name for (not converted): scan 3 (EPI PE=AP) of siemens_epi; scan 4 (EPI PE=PA) "
+            "of siemens_epi; scan 5 (EPI PE=RL) of siemens_epi; scan 6 (EPI PE=LR) of siemens_epi") in result.stderr
+    assert "BIDS: 0 scan(s) converted, 0 already converted, 0 failed -> bids" in result.stderr
+    assert not (tmp_path / "bids").exists()
+
+
+LAB_CONFIG = {   # as a lab writes one for dcm2bids 3: lists, numbers, any, an id for IntendedFor, runs
+    "descriptions": [
+        {"id": "id_bold", "datatype": "func", "suffix": "bold", "custom_entities": "task-fa",
+         "criteria": {"SeriesDescription": "func-bold*",
+                      "ImageType": ["ORIGINAL", "PRIMARY", "FMRI", "NONE", "MAGNITUDE"]},
+         "sidecar_changes": {"TaskName": "fa"}},
+        {"id": "id_epi", "datatype": "func", "suffix": "bold", "custom_entities": ["task-pe", "acq-epi"],
+         "criteria": {"SeriesDescription": "EPI PE=*"}, "sidecar_changes": {"TaskName": "pe"}},
+        {"datatype": "fmap", "suffix": "magnitude1",
+         "criteria": {"SeriesDescription": "gre_field*", "EchoNumber": 1,
+                      "ImageType": {"any": [["ORIGINAL", "PRIMARY", "M", "NONE", "MAGNITUDE"],
+                                            ["ORIGINAL", "PRIMARY", "M", "ND", "MAGNITUDE"]]}},
+         "sidecar_changes": {"IntendedFor": ["id_bold", "id_epi"]}},
+        {"datatype": "fmap", "suffix": "magnitude2",
+         "criteria": {"SeriesDescription": "gre_field*", "EchoNumber": 2,
+                      "ImageType": ["ORIGINAL", "PRIMARY", "M", "*", "MAGNITUDE"]}},
+        {"datatype": "fmap", "suffix": "phasediff", "criteria": {"SidecarFilename": "*_ph*"},
+         "sidecar_changes": {"IntendedFor": "id_bold"}},
+    ]
+}
+
+
+def test_a_lab_configuration_gives_the_tree_and_sidecars_dcm2bids_gives(vendor_sandbox, tmp_path):
+    config = tmp_path / "dcm2bids_config.json"
+    config.write_text(json.dumps(LAB_CONFIG))
+    result = vendor_run(vendor_sandbox, tmp_path, "--all-sessions", "--bids", "bids", "--bids-config", str(config))
+    assert result.returncode == 0, result.stderr
+    ours = tmp_path / "bids"
+    theirs = tmp_path / "dcm2bids"
+    for session in sorted((tmp_path / "downloaded_data").iterdir()):   # session-siemens_epi ...
+        label = session.name.removeprefix("session-siemens_")
+        subprocess.run([sys.executable, "-m", "dcm2bids.cli.dcm2bids", "-d", str(session), "-p", "siemens",
+                        "-s", label, "-c", str(config), "-o", str(theirs)],
+                       capture_output=True, check=True, timeout=120)
+    names = set(dataset_files(ours / "sub-siemens"))
+    assert names == set(dataset_files(theirs / "sub-siemens"))
+    assert {"ses-epi/func/sub-siemens_ses-epi_task-pe_acq-epi_run-04_bold.nii.gz",
+            "ses-xa30/fmap/sub-siemens_ses-xa30_phasediff.json"} <= names
+    for name in names:
+        mine, reference = ours / "sub-siemens" / name, theirs / "sub-siemens" / name
+        if name.endswith(".json"):
+            expected = json.loads(reference.read_text())
+            expected.pop("Dcm2bidsVersion")
+            assert json.loads(mine.read_text()) == expected, name
+        elif name.endswith(".nii.gz"):
+            assert gzip.decompress(mine.read_bytes()) == gzip.decompress(reference.read_bytes()), name
+    intended = json.loads((ours / "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_magnitude1.json").read_text())
+    assert intended["IntendedFor"] == "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_bold.nii.gz"

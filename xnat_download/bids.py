@@ -22,7 +22,7 @@ from pathlib import Path
 from xnat_download.bids_config import BidsConfig
 from xnat_download.bids_match import ORDER_KEYS
 from xnat_download.bids_names import Image, NamedImage, map_by_type, name_images, subject_label
-from xnat_download.catalog import Scan, Session
+from xnat_download.catalog import Scan, Session, natural_key
 from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError
 from xnat_download.manifest import Manifest
@@ -126,7 +126,7 @@ class BidsWriter:
         self.converted = 0
         self.unchanged = 0
         self.failed: list[str] = []
-        self.skipped: list[str] = []
+        self.unnamed: list[tuple[list, list, str]] = []   # (session key, scan key, note)
 
     def _load_record(self) -> dict:
         """The record; one of an older format counts as empty (its scans are converted again)."""
@@ -144,7 +144,7 @@ class BidsWriter:
         """Every file of the scan is verified: convert it now, unless it was converted before
         from the same files by the same rules, or the default map has no rule for it."""
         if self.options.config is None and map_by_type(plan.scan, self.options.bids_map) is None:
-            self.skipped.append(f"scan {plan.scan.id} ({plan.scan.type}) of {plan.session.label}")
+            self._note(plan.session, plan.scan, "")
             return
         key, digest = record_key(plan.source), inputs_digest(plan, manifest)
         conversion = Conversion(plan.scan, key, digest, str(plan.folder.relative_to(self.output_dir)))
@@ -302,8 +302,16 @@ class BidsWriter:
         for item in items:
             if item.name is None and conversion.future is not None:
                 image = f": {item.image.stem}.nii.gz" if len(items) > 1 else ""
-                self.skipped.append(f"scan {conversion.scan.id} ({conversion.scan.type}) of "
-                                    f"{session.label}{image}: {item.why}")
+                self._note(session, conversion.scan, f"{image}: {item.why}")
+
+    def _note(self, session: Session, scan: Scan, why: str) -> None:
+        self.unnamed.append((natural_key(session.label), natural_key(scan.id),
+                             f"scan {scan.id} ({scan.type}) of {session.label}{why}"))
+
+    @property
+    def skipped(self) -> list[str]:
+        """What has no BIDS name, in session and scan order (conversions end in any order)."""
+        return [note for *_, note in sorted(self.unnamed)]
 
     def _move_image(self, sources: dict[str, Path], targets: dict[str, str], item: NamedImage,
                     undone: dict) -> None:
@@ -343,7 +351,8 @@ class BidsWriter:
             elif item.changes != old.get("changes", {}) and ".json" in files:
                 change_sidecar(self.folder / files[".json"], item.changes, old.get("changes", {}))
         self.record["scans"][conversion.key] = self._entry(entry["session"], conversion, items, targets)
-        self.unchanged += 1
+        if conversion.where:   # a scan of this run, not one only kept in the record
+            self.unchanged += 1
         return targets
 
     def _entry(self, session_label: str, conversion: Conversion, items: list[NamedImage],
