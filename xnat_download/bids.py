@@ -301,7 +301,7 @@ class BidsWriter:
     def _note_unnamed(self, session: Session, conversion: Conversion, items: list[NamedImage]) -> None:
         for item in items:
             if item.name is None and conversion.future is not None:
-                image = f": {item.image.stem}.nii.gz" if len(items) > 1 else ""
+                image = f", image {item.image.stem}.nii.gz" if len(items) > 1 else ""
                 self._note(session, conversion.scan, f"{image}: {item.why}")
 
     def _note(self, session: Session, scan: Scan, why: str) -> None:

@@ -12,7 +12,7 @@ from typing import Iterable
 from common import BIDS_DIR
 from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix
 from xnat_download.bids_config import ConfigError, load_config
-from xnat_download.bids_names import Image, map_by_type, name_images, stand_in_sidecar
+from xnat_download.bids_names import BidsName, Image, map_by_type, name_images, stand_in_sidecar
 from xnat_download.catalog import Session
 from xnat_download.cli import human_size, note
 from xnat_download.config import Config
@@ -22,6 +22,8 @@ from xnat_download.manifest import Manifest, already_there, someone_elses
 from xnat_download.plan import Job, ScanPlan, plan_scan
 from xnat_download.transfer import Downloader
 
+
+FIELD_MAP_PARTS = "<magnitude1|magnitude2|phasediff|fieldmap|magnitude>"
 
 
 @dataclass
@@ -144,10 +146,11 @@ def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOption
     for plan, item in zip(plans, named):
         target = "no BIDS name (not converted)"
         if item.name is not None:
-            path = item.name.path()
+            name = item.name
             if options.config is None and map_by_type(plan.scan, options.bids_map) == ("fmap", "fieldmap"):
-                path = f"{path.rsplit('_', 1)[0]}_<magnitude1|magnitude2|phasediff|fieldmap|magnitude>"
-            target = f"{options.folder / path}.nii.gz"
+                # which parts a field map's series holds only its images tell (nor are they runs)
+                name = BidsName(name.subject, name.session, "fmap", FIELD_MAP_PARTS)
+            target = f"{options.folder / name.path()}.nii.gz"
         print(f"  bids: scan {plan.scan.id} ({plan.scan.type}) -> {target}")
 
 
