@@ -57,6 +57,7 @@ def names(images: list[Image], rules=common.BIDS_MAP) -> list[str | None]:
     ("dwi", "dwi_64dir", "dwi/sub-1_ses-1_dwi"),
     ("func_rest", "bold_rest_ap", "func/sub-1_ses-1_task-rest_bold"),
     ("SBRef", "rest_bold_SBRef", "func/sub-1_ses-1_task-rest_sbref"),
+    ("SBRef", "dwi_AP_SBRef", "dwi/sub-1_ses-1_sbref"),
     ("localizer", "t1_localizer", "no rule of the map"),
     ("swi", "swi_tra", "no rule of the map"),
 ])

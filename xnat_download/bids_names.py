@@ -23,6 +23,9 @@ DERIVED_FILE_ENDINGS = re.compile(r"_(ADC|TRACE|TRACEW|FA|ColFA)$", re.I)
 # PhaseEncodingDirection as a dir- label, as dcm2bids reads it (for axial images).
 DIRECTION_LABELS = {"j-": "AP", "j": "PA", "i-": "LR", "i": "RL"}
 PARTS = {"magnitude": "mag", "phase": "phase", "real": "real", "imaginary": "imag"}
+# BIDS has echo- for anat and func images only (dwi and field maps have none).
+ECHO_DATATYPES = ("anat", "func")
+DIFFUSION_PATTERNS = ("*dwi*", "*dti*", "*diff*")
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,13 @@ def default_image_name(session: Session, image: Image, rule: tuple[str, str],
             return None, ("no phase-encoding direction" if kind == "magnitude"
                           else f"a {kind} image of a spin-echo field map")
         return name.with_entity("dir", direction), ""
-    if datatype == "func":
+    if suffix == "sbref" and scan_matches(image.scan, DIFFUSION_PATTERNS):
+        name = replace(name, datatype="dwi")   # a DWI's single-band reference
+    elif datatype == "func":
         name = name.with_entity("task", task_of(image.scan))
     echoes = {sibling.sidecar.get("EchoNumber") for sibling, sibling_kind in zip(siblings, kinds)
               if sibling_kind == kind}
-    if len(echoes) > 1 and echo is not None:
+    if len(echoes) > 1 and echo is not None and name.datatype in ECHO_DATATYPES:
         name = name.with_entity("echo", str(echo))
     if len({k for k in kinds if k in PARTS}) > 1 and kind in PARTS:
         name = name.with_entity("part", PARTS[kind])
