@@ -248,10 +248,19 @@ def vendor_run(vendor_sandbox, tmp_path, *args):
 
 
 def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intended_for(vendor_sandbox, tmp_path):
-    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--bids", "bids")
-    assert result.returncode == 0, result.stderr
+    # The field maps first, alone: nothing to be intended for yet.
+    first = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--scans", "8", "9", "--bids", "bids")
+    assert first.returncode == 0, first.stderr
     bids = tmp_path / "bids"
     session = "sub-siemens/ses-xa30"
+    phasediff_image = bids / session / "fmap/sub-siemens_ses-xa30_phasediff.nii.gz"
+    before = phasediff_image.stat().st_mtime_ns
+    assert "IntendedFor" not in json.loads((bids / session / "fmap/sub-siemens_ses-xa30_phasediff.json").read_text())
+    # The whole session: the BOLD joins, and the field maps' sidecars now point at it.
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--bids", "bids")
+    assert result.returncode == 0, result.stderr
+    assert "BIDS: 2 scan(s) converted, 2 already converted, 0 failed" in result.stderr
+    assert phasediff_image.stat().st_mtime_ns == before
     assert set(dataset_files(bids / session)) == {
         f"{folder}/sub-siemens_ses-xa30_{suffix}{ext}" for folder, suffix in (
             ("func", "task-fa_bold"), ("fmap", "magnitude1"), ("fmap", "magnitude2"), ("fmap", "phasediff"))
@@ -327,3 +336,27 @@ def test_a_lab_configuration_gives_the_tree_and_sidecars_dcm2bids_gives(vendor_s
             assert gzip.decompress(mine.read_bytes()) == gzip.decompress(reference.read_bytes()), name
     intended = json.loads((ours / "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_magnitude1.json").read_text())
     assert intended["IntendedFor"] == "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_bold.nii.gz"
+
+
+
+def test_scans_added_later_renumber_the_runs_and_update_intended_for_without_converting_again(
+        vendor_sandbox, tmp_path):
+    config = tmp_path / "dcm2bids_config.json"
+    config.write_text(json.dumps(LAB_CONFIG))
+    first = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_epi", "--scans", "4", "5",
+                       "--bids", "bids", "--bids-config", str(config))
+    assert first.returncode == 0, first.stderr
+    func = tmp_path / "bids/sub-siemens/ses-epi/func"
+    stem = "sub-siemens_ses-epi_task-pe_acq-epi_run-0{}_bold"
+    scan_4 = (func / f"{stem.format(1)}.nii.gz").read_bytes()
+    assert json.loads((func / f"{stem.format(1)}.json").read_text())["SeriesNumber"] == 4
+    second = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_epi", "--bids", "bids",
+                        "--bids-config", str(config))
+    assert second.returncode == 0, second.stderr
+    assert "BIDS: 2 scan(s) converted, 2 already converted, 0 failed" in second.stderr
+    # dcm2bids's order is the acquisition's: scans 3, 4, 5, 6 are runs 1 to 4 now; scan 4's run
+    # moved from run-01 to run-02 without a new conversion (its bytes are the same).
+    assert [json.loads((func / f"{stem.format(run)}.json").read_text())["SeriesNumber"]
+            for run in (1, 2, 3, 4)] == [3, 4, 5, 6]
+    assert (func / f"{stem.format(2)}.nii.gz").read_bytes() == scan_4
+    assert len(list(func.iterdir())) == 8
