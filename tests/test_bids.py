@@ -61,7 +61,7 @@ def test_a_session_becomes_a_valid_bids_dataset(sandbox, tmp_path):
     files = dataset_files(bids)
     expected = {f"{stem}{ext}" for stem in DEMO_TREE for ext in (".nii.gz", ".json")}
     expected |= {"sub-2/ses-1/dwi/sub-2_ses-1_dwi.bval", "sub-2/ses-1/dwi/sub-2_ses-1_dwi.bvec",
-                 "dataset_description.json", "participants.tsv"}
+                 "dataset_description.json", "participants.tsv", "participants.json", "README"}
     assert set(files) == expected
     for stem, shape in DEMO_TREE.items():
         assert nifti_shape(bids / f"{stem}.nii.gz") == shape
@@ -206,7 +206,8 @@ def test_the_single_scan_script_converts_its_scan_into_the_default_folder(sandbo
     result = run_script(SCAN_SCRIPT, "--scan", "6", "--bids", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert set(dataset_files(tmp_path / "bids")) == {
-        "dataset_description.json", "participants.tsv", "sub-2/ses-1/dwi/sub-2_ses-1_dwi.nii.gz",
+        "dataset_description.json", "participants.tsv", "participants.json", "README",
+        "sub-2/ses-1/dwi/sub-2_ses-1_dwi.nii.gz",
         "sub-2/ses-1/dwi/sub-2_ses-1_dwi.json", "sub-2/ses-1/dwi/sub-2_ses-1_dwi.bval",
         "sub-2/ses-1/dwi/sub-2_ses-1_dwi.bvec"}
 

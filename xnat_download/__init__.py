@@ -19,6 +19,7 @@ Imports run one way: the scripts import this package and common.py; the modules 
     bids_config dcm2bids configuration files (--bids-config), checked before anything is fetched
     bids_match  dcm2bids's rules: criteria, acquisition order, entity order, runs, ids
     bids_names  BIDS names: the default map, dcm2bids configurations, labels, runs
+    bids_dataset the dataset's shared files (record, participants, README) under a lock
     bids        the BIDS dataset: dcm2niix on each verified scan, moved into place, a record
     download    the story of scripts 3 and 4: plan, fetch or --dry-run, --bids, summary
 """

@@ -6,7 +6,6 @@ a file these scripts did not write."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
@@ -20,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xnat_download.bids_config import BidsConfig
+from xnat_download.bids_dataset import BidsDataset
 from xnat_download.bids_match import ORDER_KEYS
-from xnat_download.bids_names import Image, NamedImage, map_by_type, name_images, subject_label
+from xnat_download.bids_names import (Image, NamedImage, map_by_type, name_images, session_label,
+                                      subject_label)
 from xnat_download.catalog import Scan, Session, natural_key
 from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError
@@ -30,11 +31,9 @@ from xnat_download.plan import ScanPlan
 
 # dcm2niix is CPU-bound; downloads need little CPU, so two conversions at once keep both busy.
 CONVERSIONS_AT_ONCE = 2
-RECORD_NAME = ".xnat-bids.json"
 RECORD_FORMAT = 2
 WORK_FOLDER = ".xnat-bids-work"
 OUTPUT_EXTENSIONS = (".nii.gz", ".json", ".bval", ".bvec")
-BIDS_VERSION = "1.9.0"
 # dcm2bids's default dcm2niix options (sidecars as dcm2bids gets them, its file names, which a
 # configuration may match as SidecarFilename), with the fastest gzip level.
 DCM2NIIX_OPTIONS = ["-b", "y", "-ba", "y", "-z", "y", "-1", "-f", "%3s_%f_%p_%t"]
@@ -117,8 +116,7 @@ class BidsWriter:
         self.folder = options.folder
         self.project = project
         self.output_dir = output_dir
-        self.record_path = self.folder / RECORD_NAME
-        self.record = self._load_record()
+        self.dataset = BidsDataset(self.folder, project, RECORD_FORMAT)
         self.executor = ThreadPoolExecutor(CONVERSIONS_AT_ONCE, thread_name_prefix="dcm2niix")
         self.pending: list[tuple[Session, Conversion]] = []
         self.running: set[subprocess.Popen] = set()
@@ -128,15 +126,10 @@ class BidsWriter:
         self.failed: list[str] = []
         self.unnamed: list[tuple[list, list, str]] = []   # (session key, scan key, note)
 
-    def _load_record(self) -> dict:
-        """The record; one of an older format counts as empty (its scans are converted again)."""
-        try:
-            data = json.loads(self.record_path.read_text(encoding="utf-8"))
-            if data.get("format") == RECORD_FORMAT and isinstance(data.get("scans"), dict):
-                return data
-        except (OSError, ValueError, AttributeError):
-            pass
-        return {"format": RECORD_FORMAT, "scans": {}}
+    @property
+    def record(self) -> dict:
+        """What was converted: as read at the start, and read again while a session is placed."""
+        return self.dataset.record
 
     # --- while the session downloads ---
 
@@ -197,14 +190,19 @@ class BidsWriter:
         for conversion in conversions:
             self._collect(conversion)
         ready = [c for c in conversions if not c.problem]
-        ready += self._recorded_elsewhere(session, {c.key for c in conversions})
+        if not ready and not self.folder.is_dir():
+            return   # nothing to place, and no dataset to keep up to date
+        labels = (subject_label(session), session_label(session), session.subject_label, session.label)
         try:
-            named = name_images(session, [image for c in ready for image in c.images], self.options.rules)
-            placed = self._place_session(session, ready, named)
-            if placed:
-                self._write_dataset_files(session)
-            if self.record["scans"] or self.record_path.exists():
-                self._save_record()
+            with self.dataset.updating():   # other runs into this dataset wait; conversions do not
+                clash = self.dataset.label_clash(*labels) if ready else ""
+                if clash:
+                    self.failed.append(clash)
+                    return
+                ready += self._recorded_elsewhere(session, {c.key for c in conversions})
+                named = name_images(session, [image for c in ready for image in c.images], self.options.rules)
+                if self._place_session(session, ready, named):
+                    self.dataset.add_session(*labels)
         except OSError as error:
             raise DiskProblem(describe_disk_error(error, self.folder)) from None
         finally:
@@ -368,33 +366,6 @@ class BidsWriter:
                             "files": sorted(targets.get(item.image.stem, {}).values()),
                             "changes": item.changes if item.image.stem in targets else {}}
                            for item in items]}
-
-    def _write_dataset_files(self, session: Session) -> None:
-        """dataset_description.json if there is none; the subject's row in participants.tsv."""
-        description = self.folder / "dataset_description.json"
-        if not description.exists():
-            description.write_text(json.dumps({
-                "Name": self.project, "BIDSVersion": BIDS_VERSION, "DatasetType": "raw",
-                "GeneratedBy": [{"Name": "xnat-download", "Description": "XNAT scans converted "
-                                 "with dcm2niix"}]}, indent=2) + "\n", encoding="utf-8")
-        participant = f"sub-{subject_label(session)}"
-        table = self.folder / "participants.tsv"
-        rows: list[list[str]] = []
-        if table.exists():
-            with open(table, newline="", encoding="utf-8") as handle:
-                rows = [row for row in csv.reader(handle, delimiter="\t") if row]
-        if not rows or rows[0][:1] != ["participant_id"]:
-            rows = [["participant_id"]] + rows[1:] if rows else [["participant_id"]]
-        if any(row[:1] == [participant] for row in rows[1:]):
-            return
-        rows.append([participant] + ["n/a"] * (len(rows[0]) - 1))
-        rows[1:] = sorted(rows[1:], key=lambda row: row[0])
-        with open(table, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle, delimiter="\t", lineterminator="\n").writerows(rows)
-
-    def _save_record(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(self.record_path, self.record, indent=1, sort_keys=True)
 
     def close(self) -> None:
         """Stop: conversions still running are ended (a rerun converts those scans again)."""
