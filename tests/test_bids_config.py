@@ -35,7 +35,7 @@ def problem_of(data: dict) -> str:
 def test_a_lab_configuration_reads_into_descriptions_and_options():
     config = read_config({
         "search_method": "re", "case_sensitive": False, "dup_method": "dup", "bids_uri": "relative",
-        "dcm2niixOptions": "-z y -b y -ba y -f '%f_%p'", "post_op": [], "extractors": {},
+        "dcm2niixOptions": "-z y -b y -ba y -f %3s_%f_%p_%t", "post_op": [], "extractors": {},
         "descriptions": [
             {"id": "rest", "datatype": "func", "suffix": "bold", "custom_entities": "task-rest_acq-mb",
              "criteria": {"SeriesDescription": "bold.*", "EchoNumber": 1,
@@ -102,6 +102,7 @@ def test_a_description_with_an_id_is_named_by_its_number_and_its_id():
     ({"post_op": [{"cmd": "pydeface src_file", "datatype": "anat", "suffix": ["T1w"]}]}, "post_op"),
     ({"extractors": {"SeriesDescription": ["run-(?P<run>[0-9]+)"]}}, "extractors"),
     ({"dcm2niixOptions": "-b y -ba y -z y -i y"}, "dcm2niixOptions"),
+    ({"dcm2niixOptions": "-b y -ba y -z y -f %p"}, "dcm2niixOptions"),
     ({"compKeys": ["SeriesNumber"]}, "compKeys"),
     ({"search_method": "re", "descriptions": [{**T1, "criteria": {"SeriesDescription": "t1_("}}]},
      "is not a regular expression"),

@@ -132,8 +132,8 @@ def read_options(data: dict, where: str) -> dict:
 
 
 def same_dcm2niix_options(options: object) -> bool:
-    """dcm2bids's default dcm2niix options, in any order, give or take the -f name pattern (which
-    only names dcm2bids's temporary files)."""
+    """dcm2bids's default dcm2niix options, in any order. The -f name pattern counts too: it makes
+    the SidecarFilename that criteria may match and that orders runs."""
     switches = dcm2niix_switches(options) if isinstance(options, str) else None
     return switches is not None and switches == dcm2niix_switches(DEFAULT_DCM2NIIX_OPTIONS)
 
@@ -143,8 +143,6 @@ def dcm2niix_switches(options: str) -> list[tuple[str, str]] | None:
         words = shlex.split(options)
     except ValueError:   # unbalanced quotes
         return None
-    if "-f" in words:
-        del words[words.index("-f"):words.index("-f") + 2]
     return sorted(zip(words[::2], words[1::2])) if len(words) % 2 == 0 else None
 
 
