@@ -6,6 +6,7 @@ a file these scripts did not write."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -154,9 +155,7 @@ class BidsWriter:
     def _convert(self, plan: ScanPlan) -> tuple[Path, list[tuple[str, dict[str, Path], dict]], str]:
         """dcm2niix on the scan folder, into a fresh work folder inside the dataset: each image's
         files and sidecar, or why there are none."""
-        work_root = self.folder / WORK_FOLDER
-        work_root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"scan-{plan.scan.id}-", dir=work_root))
+        work = make_work_folder(self.folder / WORK_FOLDER, f"scan-{plan.scan.id}-")
         command = [self.options.dcm2niix, *DCM2NIIX_OPTIONS, "-o", str(work), str(plan.folder)]
         with self.lock:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -380,6 +379,16 @@ class BidsWriter:
                 shutil.rmtree(future.result()[0], ignore_errors=True)
         with contextlib.suppress(OSError):
             (self.folder / WORK_FOLDER).rmdir()
+
+
+def make_work_folder(work_root: Path, prefix: str) -> Path:
+    """A fresh folder in the work folder, which another run into the dataset may remove (when it
+    ends and finds it empty) between making it and making ours in it: then make it again."""
+    for _ in range(10):
+        work_root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=work_root))
+    raise FileNotFoundError(errno.ENOENT, "the work folder keeps disappearing", str(work_root))
 
 
 def recorded_files(entry: dict) -> list[str]:
