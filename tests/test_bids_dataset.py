@@ -11,6 +11,7 @@ import pytest
 from cli import files_below, run_script, script_env, start_script
 from sandbox import Project, Sandbox, Scale, Session, Subject
 from test_reliability import permissions_that_hold
+from xnat_download.bids_dataset import BidsDataset
 
 SESSION_SCRIPT = "4_download_session.py"
 SHARDS = 6
@@ -131,3 +132,44 @@ def test_an_up_to_date_dataset_on_a_read_only_disk_exits_0(big_sandbox, tmp_path
     assert result.returncode == 0, result.stderr
     assert "BIDS: 0 scan(s) converted, 1 already converted, 0 failed" in result.stderr
     assert snapshot(tmp_path) == before
+
+
+# --- the pure pieces ---------------------------------------------------------------------------
+
+def test_participants_added_keep_the_columns_and_rows_a_user_added(tmp_path):
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-9\t41\n")
+    dataset = BidsDataset(tmp_path, "DEMO", record_format=2)
+    with dataset.updating():
+        dataset.add_session("10", "1", "sub-10", "sub-10_ses-1")
+        dataset.add_session("9", "2", "sub-9", "sub-9_ses-2")
+    assert (tmp_path / "participants.tsv").read_text() == "participant_id\tage\nsub-10\tn/a\nsub-9\t41\n"
+    assert json.loads((tmp_path / "dataset_description.json").read_text())["Name"] == "DEMO"
+    assert "participant_id" in json.loads((tmp_path / "participants.json").read_text())
+    assert (tmp_path / "README").read_text().startswith("# DEMO\n")
+
+
+def test_a_label_is_claimed_by_the_first_xnat_subject_and_session_that_take_it(tmp_path):
+    dataset = BidsDataset(tmp_path, "P", record_format=2)
+    with dataset.updating():
+        assert dataset.label_clash("01", "1", "01", "01_ses-1") == ""
+        dataset.add_session("01", "1", "01", "01_ses-1")
+    again = BidsDataset(tmp_path, "P", record_format=2)
+    with again.updating():
+        assert again.label_clash("01", "1", "01", "01_ses-1") == ""    # the same session, again
+        assert again.label_clash("01", "2", "01", "01_ses-2") == ""    # another session of it
+        assert "XNAT subjects \"01\" and \"sub-01\" both become sub-01" in \
+            again.label_clash("01", "1", "sub-01", "sub-01_ses-1")
+        assert "XNAT sessions \"01_ses-1\" and \"01-ses-1\" both become sub-01/ses-1" in \
+            again.label_clash("01", "1", "01", "01-ses-1")
+    other_project = BidsDataset(tmp_path, "Q", record_format=2)
+    with other_project.updating():
+        assert 'XNAT subjects "01" (project P) and "01" both become sub-01' in \
+            other_project.label_clash("01", "1", "01", "01_ses-1")
+
+
+def test_a_record_of_another_format_keeps_its_labels_but_not_its_scans(tmp_path):
+    (tmp_path / ".xnat-bids.json").write_text(json.dumps({
+        "format": 1, "scans": {"P/S/1/DICOM": {"inputs": "x"}},
+        "subjects": {"sub-01": {"project": "P", "subject": "01"}}}))
+    record = BidsDataset(tmp_path, "P", record_format=2).record
+    assert record["scans"] == {} and record["subjects"] == {"sub-01": {"project": "P", "subject": "01"}}
