@@ -17,13 +17,20 @@ from sandbox import File, Sandbox
 
 SESSION_SCRIPT = "4_download_session.py"
 SCAN_SCRIPT = "3_download_single_scan.py"
-DEMO_TREE = {   # the default session sub-2_ses-1: T1, T2, two resting-state runs, diffusion
+DEMO_TREE = {   # the default session sub-2_ses-1: T1, T2, two resting-state runs, diffusion, and a
+                # GRE field map: scan 7 holds both echoes' magnitudes, scan 8 the phase difference
     "sub-2/ses-1/anat/sub-2_ses-1_T1w": (64, 64, 5),
     "sub-2/ses-1/anat/sub-2_ses-1_T2w": (32, 32, 4),
-    "sub-2/ses-1/func/sub-2_ses-1_task-rest_run-1_bold": (32, 32, 8),
-    "sub-2/ses-1/func/sub-2_ses-1_task-rest_run-2_bold": (32, 32, 8),
+    "sub-2/ses-1/func/sub-2_ses-1_task-rest_run-1_bold": (32, 32, 4, 2),
+    "sub-2/ses-1/func/sub-2_ses-1_task-rest_run-2_bold": (32, 32, 4, 2),
     "sub-2/ses-1/dwi/sub-2_ses-1_dwi": (32, 32, 4, 3),
+    "sub-2/ses-1/fmap/sub-2_ses-1_magnitude1": (32, 32, 3),
+    "sub-2/ses-1/fmap/sub-2_ses-1_magnitude2": (32, 32, 3),
+    "sub-2/ses-1/fmap/sub-2_ses-1_phasediff": (32, 32, 3),
 }
+DEMO_SCANS = 7   # scan 4, the localizer, has no DICOM
+DERIVED_NOTE = ("no BIDS name for (not converted): scan 6 (dwi) of sub-2_ses-1, image "
+                "006_scan-6_dwi_dwi_64dir_20240115101500.nii.gz: a derived image")
 
 
 def dataset_files(folder) -> dict[str, object]:
@@ -56,7 +63,8 @@ def bids_run(sandbox, tmp_path, *args, script=SESSION_SCRIPT):
 def test_a_session_becomes_a_valid_bids_dataset(sandbox, tmp_path):
     result = bids_run(sandbox, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "BIDS: 5 scan(s) converted, 0 already converted, 0 failed -> bids" in result.stderr
+    assert f"BIDS: {DEMO_SCANS} scan(s) converted, 0 already converted, 0 failed -> bids" in result.stderr
+    assert DERIVED_NOTE in result.stderr.splitlines()   # the DWI series' TRACEW image
     bids = tmp_path / "bids"
     files = dataset_files(bids)
     expected = {f"{stem}{ext}" for stem in DEMO_TREE for ext in (".nii.gz", ".json")}
@@ -75,7 +83,15 @@ def test_a_session_becomes_a_valid_bids_dataset(sandbox, tmp_path):
     description = json.loads((bids / "dataset_description.json").read_text())
     assert description["Name"] == "DEMO" and description["DatasetType"] == "raw" and description["BIDSVersion"]
     assert (bids / "participants.tsv").read_text() == "participant_id\nsub-2\n"
-    assert_valid_bids(bids)
+    magnitude1 = json.loads((bids / "sub-2/ses-1/fmap/sub-2_ses-1_magnitude1.json").read_text())
+    phasediff = json.loads((bids / "sub-2/ses-1/fmap/sub-2_ses-1_phasediff.json").read_text())
+    assert (magnitude1["SeriesNumber"], magnitude1["EchoNumber"], phasediff["SeriesNumber"]) == (7, 1, 8)
+    assert phasediff["IntendedFor"] == [
+        "bids::sub-2/ses-1/dwi/sub-2_ses-1_dwi.nii.gz",
+        "bids::sub-2/ses-1/func/sub-2_ses-1_task-rest_run-1_bold.nii.gz",
+        "bids::sub-2/ses-1/func/sub-2_ses-1_task-rest_run-2_bold.nii.gz"]
+    warnings = {issue["code"] for issue in assert_valid_bids(bids)}
+    assert not warnings & {"README_FILE_MISSING", "B0_FIELD_IDENTIFIER_RECOMMENDED", "INTENDED_FOR"}
     assert not (bids / ".xnat-bids-work").exists()
 
 
@@ -100,7 +116,7 @@ def test_a_rerun_converts_nothing_and_touches_no_file(sandbox, tmp_path):
               for name, path in dataset_files(tmp_path / "bids").items()}
     result = bids_run(sandbox, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "BIDS: 0 scan(s) converted, 5 already converted, 0 failed" in result.stderr
+    assert f"BIDS: 0 scan(s) converted, {DEMO_SCANS} already converted, 0 failed" in result.stderr
     after = {name: (path.read_bytes(), path.stat().st_mtime_ns)
              for name, path in dataset_files(tmp_path / "bids").items()}
     assert after == before
@@ -128,7 +144,7 @@ def test_a_scan_whose_files_changed_is_converted_again(sandbox, tmp_path):
     replace_dicom(sandbox, "2", brighter)
     result = bids_run(sandbox, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "BIDS: 1 scan(s) converted, 4 already converted" in result.stderr
+    assert f"BIDS: 1 scan(s) converted, {DEMO_SCANS - 1} already converted" in result.stderr
     assert json.loads(t2.read_text())["SeriesDescription"] == "t2_space_repeated"
     assert t1.stat().st_mtime_ns == t1_mtime
 
@@ -141,7 +157,7 @@ def test_a_file_these_scripts_did_not_write_is_never_overwritten(sandbox, tmp_pa
     assert result.returncode == 1
     assert theirs.read_bytes() == b"a lab's own conversion"
     assert "a file these scripts did not write is there; it was left untouched" in result.stderr
-    assert "BIDS: 4 scan(s) converted, 0 already converted, 1 failed" in result.stderr
+    assert f"BIDS: {DEMO_SCANS - 1} scan(s) converted, 0 already converted, 1 failed" in result.stderr
     assert (tmp_path / "bids" / "sub-2/ses-1/anat/sub-2_ses-1_T2w.nii.gz").is_file()
     assert result.stderr.splitlines()[-1] == (
         f"{SESSION_SCRIPT}: error: 1 scan(s) could not be converted to BIDS (listed above); every "
@@ -167,7 +183,7 @@ DCM2BIDS_CONFIG = {
          "criteria": {"SeriesDescription": "*rest*", "ImageOrientationPatientDICOM": [1, 0, 0, 0, 1, "*"]},
          "sidecar_changes": {"TaskName": "rest"}},
         {"id": "dwi", "datatype": "dwi", "suffix": "dwi",
-         "criteria": {"SeriesDescription": {"any": ["dwi_*", "dti_*"]}}},
+         "criteria": {"SeriesDescription": {"any": ["dwi_*", "dti_*"]}, "ImageType": ["ORIGINAL", "*", "*", "*", "*"]}},
     ]
 }
 
@@ -184,7 +200,14 @@ def test_a_dcm2bids_configuration_names_the_scans(sandbox, tmp_path):
                      "sub-2/ses-1/dwi/sub-2_ses-1_dwi.nii.gz"}
     # The scan no description matches is named in one note.
     notes = [line for line in result.stderr.splitlines() if line.startswith("no BIDS name for")]
-    assert notes == ["no BIDS name for (not converted): scan 2 (T2) of sub-2_ses-1: no description matches"]
+    assert notes == ["no BIDS name for (not converted): " + "; ".join([
+        "scan 2 (T2) of sub-2_ses-1: no description matches",
+        "scan 6 (dwi) of sub-2_ses-1, image 006_scan-6_dwi_dwi_64dir_20240115101500.nii.gz: no description matches",
+        "scan 7 (fmap) of sub-2_ses-1, image 007_scan-7_fmap_gre_field_mapping_20240115101500_e1.nii.gz: "
+        "no description matches",
+        "scan 7 (fmap) of sub-2_ses-1, image 007_scan-7_fmap_gre_field_mapping_20240115101500_e2.nii.gz: "
+        "no description matches",
+        "scan 8 (fmap) of sub-2_ses-1: no description matches"])]
     assert_valid_bids(tmp_path / "bids")
 
 
@@ -192,12 +215,15 @@ def test_dry_run_prints_each_scans_bids_name_and_writes_nothing(sandbox, tmp_pat
     result = bids_run(sandbox, tmp_path, "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("bids:")]
+    # Which images a field map's series holds only its sidecars tell: the plan shows the choices.
+    field_map = "bids/sub-2/ses-1/fmap/sub-2_ses-1_<magnitude1|magnitude2|phasediff|fieldmap|magnitude>.nii.gz"
     assert lines == [
         "bids: scan 1 (T1) -> bids/sub-2/ses-1/anat/sub-2_ses-1_T1w.nii.gz",
         "bids: scan 2 (T2) -> bids/sub-2/ses-1/anat/sub-2_ses-1_T2w.nii.gz",
         "bids: scan 3 (func_rest) -> bids/sub-2/ses-1/func/sub-2_ses-1_task-rest_run-1_bold.nii.gz",
         "bids: scan 5 (func_rest) -> bids/sub-2/ses-1/func/sub-2_ses-1_task-rest_run-2_bold.nii.gz",
-        "bids: scan 6 (dwi) -> bids/sub-2/ses-1/dwi/sub-2_ses-1_dwi.nii.gz"]
+        "bids: scan 6 (dwi) -> bids/sub-2/ses-1/dwi/sub-2_ses-1_dwi.nii.gz",
+        f"bids: scan 7 (fmap) -> {field_map}", f"bids: scan 8 (fmap) -> {field_map}"]
     assert "bids names planned from XNAT's types and descriptions" in result.stdout
     assert list(tmp_path.iterdir()) == []
 
@@ -337,7 +363,6 @@ def test_a_lab_configuration_gives_the_tree_and_sidecars_dcm2bids_gives(vendor_s
             assert gzip.decompress(mine.read_bytes()) == gzip.decompress(reference.read_bytes()), name
     intended = json.loads((ours / "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_magnitude1.json").read_text())
     assert intended["IntendedFor"] == "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_bold.nii.gz"
-
 
 
 def test_scans_added_later_renumber_the_runs_and_update_intended_for_without_converting_again(
