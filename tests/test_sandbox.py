@@ -782,7 +782,7 @@ def test_the_demo_session_holds_what_a_real_one_does(sandbox: Sandbox) -> None:
     assert {d.SeriesDescription for d in magnitude + phase} == {"gre_field_mapping"}
 
 
-def test_dcm2niix_makes_of_the_demo_session_what_a_scanner_s_would_give(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_dcm2niix_makes_of_the_demo_session_the_images_a_real_session_gives(sandbox: Sandbox, tmp_path: Path) -> None:
     images: dict[str, dict[str, Any]] = {}
     for scan in demo_session(sandbox, "sub-2_ses-1").scans:
         dicom = scan.find_resource("DICOM")
