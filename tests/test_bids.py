@@ -183,7 +183,8 @@ DCM2BIDS_CONFIG = {
          "criteria": {"SeriesDescription": "*rest*", "ImageOrientationPatientDICOM": [1, 0, 0, 0, 1, "*"]},
          "sidecar_changes": {"TaskName": "rest"}},
         {"id": "dwi", "datatype": "dwi", "suffix": "dwi",
-         "criteria": {"SeriesDescription": {"any": ["dwi_*", "dti_*"]}, "ImageType": ["ORIGINAL", "*", "*", "*", "*"]}},
+         "criteria": {"SeriesDescription": {"any": ["dwi_*", "dti_*"]},
+                      "ImageType": ["ORIGINAL", "*", "*", "*", "*"]}},
     ]
 }
 
@@ -202,7 +203,8 @@ def test_a_dcm2bids_configuration_names_the_scans(sandbox, tmp_path):
     notes = [line for line in result.stderr.splitlines() if line.startswith("no BIDS name for")]
     assert notes == ["no BIDS name for (not converted): " + "; ".join([
         "scan 2 (T2) of sub-2_ses-1: no description matches",
-        "scan 6 (dwi) of sub-2_ses-1, image 006_scan-6_dwi_dwi_64dir_20240115101500.nii.gz: no description matches",
+        "scan 6 (dwi) of sub-2_ses-1, image 006_scan-6_dwi_dwi_64dir_20240115101500.nii.gz: "
+        "no description matches",
         "scan 7 (fmap) of sub-2_ses-1, image 007_scan-7_fmap_gre_field_mapping_20240115101500_e1.nii.gz: "
         "no description matches",
         "scan 7 (fmap) of sub-2_ses-1, image 007_scan-7_fmap_gre_field_mapping_20240115101500_e2.nii.gz: "
@@ -274,15 +276,18 @@ def vendor_run(vendor_sandbox, tmp_path, *args):
     return run_script(SESSION_SCRIPT, "--subject", "siemens", *args, cwd=tmp_path, env=env)
 
 
-def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intended_for(vendor_sandbox, tmp_path):
+def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intended_for(
+        vendor_sandbox, tmp_path):
     # The field maps first, alone: nothing to be intended for yet.
-    first = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--scans", "8", "9", "--bids", "bids")
+    first = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--scans", "8", "9",
+                       "--bids", "bids")
     assert first.returncode == 0, first.stderr
     bids = tmp_path / "bids"
     session = "sub-siemens/ses-xa30"
     phasediff_image = bids / session / "fmap/sub-siemens_ses-xa30_phasediff.nii.gz"
     before = phasediff_image.stat().st_mtime_ns
-    assert "IntendedFor" not in json.loads((bids / session / "fmap/sub-siemens_ses-xa30_phasediff.json").read_text())
+    phasediff_sidecar = bids / session / "fmap/sub-siemens_ses-xa30_phasediff.json"
+    assert "IntendedFor" not in json.loads(phasediff_sidecar.read_text())
     # The whole session: the BOLD joins, and the field maps' sidecars now point at it.
     result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--bids", "bids")
     assert result.returncode == 0, result.stderr
@@ -310,7 +315,8 @@ def test_a_session_where_nothing_maps_exits_0_and_says_so(vendor_sandbox, tmp_pa
     result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_epi", "--bids", "bids")
     assert result.returncode == 0, result.stderr
     assert ("no BIDS name for (not converted): scan 3 (EPI PE=AP) of siemens_epi; scan 4 (EPI PE=PA) "
-            "of siemens_epi; scan 5 (EPI PE=RL) of siemens_epi; scan 6 (EPI PE=LR) of siemens_epi") in result.stderr
+            "of siemens_epi; scan 5 (EPI PE=RL) of siemens_epi; scan 6 (EPI PE=LR) of siemens_epi"
+            ) in result.stderr
     assert "BIDS: 0 scan(s) converted, 0 already converted, 0 failed -> bids" in result.stderr
     assert not (tmp_path / "bids").exists()
 
@@ -340,7 +346,8 @@ LAB_CONFIG = {   # as a lab writes one for dcm2bids 3: lists, numbers, any, an i
 def test_a_lab_configuration_gives_the_tree_and_sidecars_dcm2bids_gives(vendor_sandbox, tmp_path):
     config = tmp_path / "dcm2bids_config.json"
     config.write_text(json.dumps(LAB_CONFIG))
-    result = vendor_run(vendor_sandbox, tmp_path, "--all-sessions", "--bids", "bids", "--bids-config", str(config))
+    result = vendor_run(vendor_sandbox, tmp_path, "--all-sessions", "--bids", "bids",
+                        "--bids-config", str(config))
     assert result.returncode == 0, result.stderr
     ours = tmp_path / "bids"
     theirs = tmp_path / "dcm2bids"

@@ -113,7 +113,8 @@ CONFIG = BidsConfig(descriptions=(
     Description("fmap", "magnitude1", {"SeriesDescription": "gre_field*", "EchoNumber": 1}),
     Description("fmap", "phasediff", {"ImageType": ["ORIGINAL", "PRIMARY", "P", "ND"]},
                 sidecar_changes={"IntendedFor": ["id_rest"]}),
-    Description("func", "bold", {"SeriesDescription": "*rest*"}, ("task-rest",), {"TaskName": "rest"}, id="id_rest"),
+    Description("func", "bold", {"SeriesDescription": "*rest*"}, ("task-rest",), {"TaskName": "rest"},
+                id="id_rest"),
     Description("anat", "T1w", {"SeriesDescription": "t1*"}),
     Description("anat", "T1w", {"SeriesDescription": "*mprage*"}, ("acq-x",)),
 ))

@@ -97,6 +97,10 @@ def record_key(source: dict) -> str:
     return "/".join(str(source[key]) for key in ("project", "session", "scan", "resource"))
 
 
+# An image of a scan converted before, moved aside to take a new name: its files, their targets.
+Staged = tuple[dict[str, Path], dict[str, str], NamedImage]
+
+
 @dataclass
 class Conversion:
     """One scan of a session on its way into the dataset (or, future None, converted before)."""
@@ -251,7 +255,7 @@ class BidsWriter:
         items_of = {c.key: [by_image[id(image)] for image in c.images] for c in conversions}
         ours = {name for entry in self.record["scans"].values() for name in recorded_files(entry)}
         old_files = {c.key: set(recorded_files(self.record["scans"].get(c.key, {}))) for c in conversions}
-        staged: list[tuple[dict[str, Path], dict[str, str], NamedImage]] = []
+        staged: list[Staged] = []
         in_place: set[str] = set()
         for conversion in conversions:
             self._note_unnamed(session, conversion, items_of[conversion.key])
@@ -273,7 +277,8 @@ class BidsWriter:
 
     def _place_converted(self, session: Session, conversion: Conversion, items: list[NamedImage],
                          ours: set[str]) -> set[str]:
-        targets = {item.image.stem: {ext: f"{item.name.path()}{ext}" for ext in conversion.files[item.image.stem]}
+        targets = {item.image.stem: {ext: f"{item.name.path()}{ext}"
+                                     for ext in conversion.files[item.image.stem]}
                    for item in items if item.name}
         taken = [t for files in targets.values() for t in files.values()
                  if t not in ours and os.path.lexists(self.folder / t)]
@@ -319,7 +324,7 @@ class BidsWriter:
             os.replace(source, self.folder / targets[ext])
 
     def _stage_recorded(self, conversion: Conversion, items: list[NamedImage],
-                        staged: list[tuple[dict[str, Path], dict[str, str], NamedImage]]) -> dict[str, dict[str, str]]:
+                        staged: list[Staged]) -> dict[str, dict[str, str]]:
         """A scan converted before: the files of an image whose name changed (runs renumbered)
         move to a staging folder, to be placed once every other file has moved; a sidecar whose
         fields of ours changed (IntendedFor, say) is rewritten; nothing else is touched."""

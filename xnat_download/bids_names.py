@@ -253,7 +253,8 @@ def name_by_config(session: Session, images: list[Image], config: BidsConfig) ->
                     + [a for a in acquisitions if a[1].id is None])
     stems = [f"{d.datatype}/{dcm2bids_stem(prefix, e, d.suffix)}" for _, d, e in acquisitions]
     ids: dict[str, list[str]] = {}
-    for (image, description, entities), added in zip(acquisitions, numbered_duplicates(stems, config.dup_method)):
+    added_entities = numbered_duplicates(stems, config.dup_method)
+    for (image, description, entities), added in zip(acquisitions, added_entities):
         stem = dcm2bids_stem(prefix, entities + ([added] if added else []), description.suffix)
         name = name_from_stem(subject, ses, description.datatype, stem)
         if description.id is not None:
