@@ -238,8 +238,8 @@ class BidsWriter:
         found = []
         for key, entry in self.record["scans"].items():
             if key in keys or entry.get("session") != session.label or entry.get("project") != self.project \
-                    or entry.get("rules") != self.options.fingerprint():
-                continue
+                    or not self._still_converted(key, entry.get("inputs")):
+                continue   # not this session's, or named by other rules, or its files are gone
             scan = Scan(**entry["scan"])
             found.append(Conversion(scan, key, entry["inputs"]))
         for conversion in found:
