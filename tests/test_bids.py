@@ -30,7 +30,7 @@ DEMO_TREE = {   # the default session sub-2_ses-1: T1, T2, two resting-state run
 }
 DEMO_SCANS = 7   # scan 4, the localizer, has no DICOM
 DERIVED_NOTE = ("no BIDS name for (not converted): scan 6 (dwi) of sub-2_ses-1, image "
-                "006_scan-6_dwi_dwi_64dir_20240115101500.nii.gz: a derived image")
+                "006_session-sub-2_ses-1_dwi_64dir_20240115101500.nii.gz: a derived image")
 
 
 def dataset_files(folder) -> dict[str, object]:
@@ -203,11 +203,11 @@ def test_a_dcm2bids_configuration_names_the_scans(sandbox, tmp_path):
     notes = [line for line in result.stderr.splitlines() if line.startswith("no BIDS name for")]
     assert notes == ["no BIDS name for (not converted): " + "; ".join([
         "scan 2 (T2) of sub-2_ses-1: no description matches",
-        "scan 6 (dwi) of sub-2_ses-1, image 006_scan-6_dwi_dwi_64dir_20240115101500.nii.gz: "
+        "scan 6 (dwi) of sub-2_ses-1, image 006_session-sub-2_ses-1_dwi_64dir_20240115101500.nii.gz: "
         "no description matches",
-        "scan 7 (fmap) of sub-2_ses-1, image 007_scan-7_fmap_gre_field_mapping_20240115101500_e1.nii.gz: "
+        "scan 7 (fmap) of sub-2_ses-1, image 007_session-sub-2_ses-1_gre_field_mapping_20240115101500_e1.nii.gz: "
         "no description matches",
-        "scan 7 (fmap) of sub-2_ses-1, image 007_scan-7_fmap_gre_field_mapping_20240115101500_e2.nii.gz: "
+        "scan 7 (fmap) of sub-2_ses-1, image 007_session-sub-2_ses-1_gre_field_mapping_20240115101500_e2.nii.gz: "
         "no description matches",
         "scan 8 (fmap) of sub-2_ses-1: no description matches"])]
     assert_valid_bids(tmp_path / "bids")
@@ -328,7 +328,9 @@ LAB_CONFIG = {   # as a lab writes one for dcm2bids 3: lists, numbers, any, an i
                       "ImageType": ["ORIGINAL", "PRIMARY", "FMRI", "NONE", "MAGNITUDE"]},
          "sidecar_changes": {"TaskName": "fa"}},
         {"id": "id_epi", "datatype": "func", "suffix": "bold", "custom_entities": ["task-pe", "acq-epi"],
-         "criteria": {"SeriesDescription": "EPI PE=*"}, "sidecar_changes": {"TaskName": "pe"}},
+         # dcm2niix's file name as dcm2bids makes it, given the session's download folder
+         "criteria": {"SeriesDescription": "EPI PE=*", "SidecarFilename": "00?_session-siemens_epi_*"},
+         "sidecar_changes": {"TaskName": "pe"}},
         {"datatype": "fmap", "suffix": "magnitude1",
          "criteria": {"SeriesDescription": "gre_field*", "EchoNumber": 1,
                       "ImageType": {"any": [["ORIGINAL", "PRIMARY", "M", "NONE", "MAGNITUDE"],

@@ -35,9 +35,11 @@ CONVERSIONS_AT_ONCE = 2
 RECORD_FORMAT = 2
 WORK_FOLDER = ".xnat-bids-work"
 OUTPUT_EXTENSIONS = (".nii.gz", ".json", ".bval", ".bvec")
-# dcm2bids's default dcm2niix options (sidecars as dcm2bids gets them, its file names, which a
-# configuration may match as SidecarFilename), with the fastest gzip level.
-DCM2NIIX_OPTIONS = ["-b", "y", "-ba", "y", "-z", "y", "-1", "-f", "%3s_%f_%p_%t"]
+# dcm2bids's default dcm2niix options (sidecars as dcm2bids gets them), with the fastest gzip
+# level. Its file names, which a configuration may match as SidecarFilename, are %3s_%f_%p_%t,
+# where %f is the folder dcm2bids was given: as if given the session's download folder.
+DCM2NIIX_OPTIONS = ["-b", "y", "-ba", "y", "-z", "y", "-1"]
+DCM2BIDS_FILE_NAME = "%3s_{folder}_%p_%t"
 # The sidecar fields the record keeps of each image, so that a rerun names it again unconverted.
 NAMING_FIELDS = ("ImageType", "EchoNumber", "Units", "PhaseEncodingDirection", "EchoTime1",
                  "TaskName", *ORDER_KEYS)
@@ -160,7 +162,8 @@ class BidsWriter:
         """dcm2niix on the scan folder, into a fresh work folder inside the dataset: each image's
         files and sidecar, or why there are none."""
         work = make_work_folder(self.folder / WORK_FOLDER, f"scan-{plan.scan.id}-")
-        command = [self.options.dcm2niix, *DCM2NIIX_OPTIONS, "-o", str(work), str(plan.folder)]
+        file_name = DCM2BIDS_FILE_NAME.format(folder=plan.folder.parent.name.replace("%", "_"))
+        command = [self.options.dcm2niix, *DCM2NIIX_OPTIONS, "-f", file_name, "-o", str(work), str(plan.folder)]
         with self.lock:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, text=True, errors="replace")
