@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="add project BIG: subjects, sessions per subject, scans per session, "
                               "files per scan, bytes per file")
     serving.add_argument("--hostile", action="store_true", help="add project HOSTILE with dangerous names")
+    serving.add_argument("--vendor", action="store_true",
+                         help="add project VENDOR: real GE, Siemens and Philips QA DICOM (tests/data)")
     serving.add_argument("--ignore-columns", action="store_true",
                          help="ignore columns= on /data/experiments, as some servers do")
     serving.add_argument("--tls-cert", metavar="FILE", help="serve https with this certificate (PEM)")
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = Scale(*options.scale) if options.scale else None
     tls = (options.tls_cert, options.tls_key) if options.tls_cert else None
     sandbox = Sandbox(scale=scale, prefix=options.prefix, tls=tls, hostile=options.hostile,
-                      ignore_columns=options.ignore_columns, host=options.host, port=options.port)
+                      vendor=options.vendor, ignore_columns=options.ignore_columns, host=options.host, port=options.port)
     sandbox.faults = faults_from(options)
     sandbox.keep_log = False  # a long-running server must not grow; --log writes entries out instead
     log_file = open(options.log, "a", encoding="utf-8") if options.log else None

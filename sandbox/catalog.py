@@ -208,6 +208,37 @@ class Project:
         return None
 
 
+class Keys:
+    """Hands out accession IDs and database keys in creation order, like a fresh XNAT would."""
+
+    def __init__(self) -> None:
+        self.subject = 0
+        self.session = 0
+        self.resource = 1000
+        self.scan = 5000
+        self.generated_file = 0
+
+    def subject_id(self) -> str:
+        self.subject += 1
+        return f"XNAT_S{self.subject:05d}"
+
+    def session_id(self) -> str:
+        self.session += 1
+        return f"XNAT_E{self.session:05d}"
+
+    def cat_id(self) -> str:
+        self.resource += 1
+        return str(self.resource)
+
+    def scan_key(self) -> str:
+        self.scan += 1
+        return str(self.scan)
+
+    def file_number(self) -> int:
+        self.generated_file += 1
+        return self.generated_file
+
+
 @dataclass(frozen=True)
 class SessionPlace:
     """Where a session sits in the tree; session URIs and access checks need all three."""

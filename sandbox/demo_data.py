@@ -7,14 +7,13 @@ Sandbox only builds the (cheap) dataclass tree around them.
 
 from __future__ import annotations
 
-import array
 import hashlib
-import io
-import random
 import threading
 from dataclasses import dataclass
 
-from .catalog import Catalog, File, Project, Resource, Scan, Session, Subject
+from .catalog import Catalog, File, Keys, Project, Resource, Scan, Session, Subject
+from .dicom_maker import DicomSpec, derived_uid, make_dicom, xnat_dicom_name
+from .vendor_data import build_vendor_project
 
 DEMO_USER = "demo"
 OUTSIDER_USER = "outsider"
@@ -48,158 +47,6 @@ class Scale:
     dicom_matrix: int = 0  # > 0: every file is a real DICOM slice of this many pixels a side
 
 
-class _Keys:
-    """Hands out accession IDs and database keys in creation order, like a fresh XNAT would."""
-
-    def __init__(self) -> None:
-        self.subject = 0
-        self.session = 0
-        self.resource = 1000
-        self.scan = 5000
-        self.generated_file = 0
-
-    def subject_id(self) -> str:
-        self.subject += 1
-        return f"XNAT_S{self.subject:05d}"
-
-    def session_id(self) -> str:
-        self.session += 1
-        return f"XNAT_E{self.session:05d}"
-
-    def cat_id(self) -> str:
-        self.resource += 1
-        return str(self.resource)
-
-    def scan_key(self) -> str:
-        self.scan += 1
-        return str(self.scan)
-
-    def file_number(self) -> int:
-        self.generated_file += 1
-        return self.generated_file
-
-
-# --- DICOM making ---------------------------------------------------------------------------
-
-MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-
-
-def derived_uid(*parts: str) -> str:
-    """A UID that is always the same for the same parts (2.25 form, from a hash)."""
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return "2.25." + str(int.from_bytes(digest[:16], "big"))
-
-
-def _short_hash(text: str) -> str:
-    """The 7-character base-36 tail XNAT puts in the names of the DICOMs it receives."""
-    number = int.from_bytes(hashlib.md5(text.encode()).digest()[:5], "big")
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    tail = ""
-    for _ in range(7):
-        number, remainder = divmod(number, 36)
-        tail = digits[remainder] + tail
-    return tail
-
-
-def xnat_dicom_name(study_uid: str, series_number: str, instance: int) -> str:
-    return f"{study_uid}-{series_number}-{instance}-{_short_hash(f'{study_uid}/{series_number}/{instance}')}.dcm"
-
-
-@dataclass(frozen=True)
-class DicomSpec:
-    """What one demo DICOM says about itself."""
-
-    project: str
-    subject_label: str
-    session_label: str
-    date: str
-    scan_id: str
-    series_description: str
-    instance: int
-    matrix: int
-    slices: int = 0          # > 0: instances go round the slices, one volume after another
-    bvalues: tuple[int, ...] = ()   # diffusion: the b-value of each volume
-    noise: bool = False      # pixels from a seeded generator: fast for big series, and as hard to
-                             # compress as a real image's noise floor
-
-
-_TWELVE_BITS_HIGH_BYTE = bytes(value & 0x0F for value in range(256))
-# Gradient directions of a diffusion scan's volumes (after b=0, one per volume).
-_DIRECTIONS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-
-
-def make_dicom(spec: DicomSpec) -> bytes:
-    """A small, valid MR image whose tags tell where it belongs."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
-
-    study_uid = derived_uid(spec.project, spec.session_label)
-    series_uid = derived_uid(spec.project, spec.session_label, spec.scan_id)
-    instance_uid = derived_uid(spec.project, spec.session_label, spec.scan_id, str(spec.instance))
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = instance_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MR_IMAGE_STORAGE
-    ds.SOPInstanceUID = instance_uid
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = derived_uid(spec.project, spec.session_label, "frame")
-    ds.PatientID = spec.subject_label
-    ds.PatientName = spec.subject_label
-    ds.StudyID = spec.session_label
-    ds.AccessionNumber = spec.session_label
-    ds.StudyDescription = f"{spec.project}^sandbox"
-    ds.SeriesDescription = spec.series_description
-    ds.StudyDate = ds.SeriesDate = spec.date.replace("-", "")
-    ds.StudyTime = ds.SeriesTime = "101500"
-    ds.Modality = "MR"
-    ds.Manufacturer = "XNAT sandbox"
-    ds.SeriesNumber = int(spec.scan_id)
-    ds.InstanceNumber = spec.instance
-    slice_number, volume = spec.instance, 0
-    if spec.slices:
-        volume, slice_number = divmod(spec.instance - 1, spec.slices)
-        slice_number += 1
-        ds.AcquisitionNumber = volume + 1
-    ds.ImagePositionPatient = [0.0, 0.0, float(slice_number)]
-    ds.PatientPosition = "HFS"
-    if spec.bvalues:
-        bvalue = spec.bvalues[volume % len(spec.bvalues)]
-        ds.DiffusionBValue = float(bvalue)
-        ds.DiffusionDirectionality = "DIRECTIONAL" if bvalue else "NONE"
-        ds.DiffusionGradientOrientation = list(_DIRECTIONS[(volume - 1) % 3]) if bvalue else [0.0, 0.0, 0.0]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.SliceThickness = 1.0
-    ds.PixelSpacing = [1.0, 1.0]
-    ds.Rows = ds.Columns = spec.matrix
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    seed = int(spec.scan_id) * 31 + spec.instance * 7
-    if spec.noise:
-        noise = random.Random(seed).randbytes(2 * spec.matrix ** 2)
-        pixels = bytearray(noise)
-        pixels[1::2] = noise[1::2].translate(_TWELVE_BITS_HIGH_BYTE)   # 12-bit values, little-endian
-        ds.PixelData = bytes(pixels)
-    else:
-        pixels = array.array("H", (((x * y) // 4 + x * seed + y) % 4096
-                                   for y in range(spec.matrix) for x in range(spec.matrix)))
-        ds.PixelData = pixels.tobytes()
-
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
 # A tiny, valid 1x1 GIF: what a SNAPSHOTS resource holds, minus the picture.
 _SNAPSHOT_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
                  b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
@@ -217,6 +64,11 @@ class ScanPlan:
     sub_folder: str = ""  # put the last two DICOMs in this folder of the resource
     slices: int = 0  # a scan of several volumes: this many slices each
     bvalues: tuple[int, ...] = ()  # a diffusion scan: each volume's b-value
+    trace: bool = False  # a diffusion scan whose last volume is its derived trace image, as one series
+    # A GRE field map's echo times (ms): its magnitude holds every echo's slices, numbered from 1
+    # again for each echo, as Siemens writes them; with phase, the phase difference instead.
+    echo_times: tuple[float, ...] = ()
+    phase: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,11 +96,17 @@ class ProjectPlan:
     secondary_id: str = ""
 
 
+# Repetition and echo time (ms) of each type's sequence, as a 3T protocol might have them.
+_TIMINGS = {"T1": (2300.0, 2.98), "T2": (3200.0, 409.0), "func_rest": (2000.0, 30.0), "dwi": (3500.0, 68.0),
+            "fmap": (600.0, 4.92)}
+_FIELD_MAP_ECHO_TIMES = (4.92, 7.38)
+
+
 def _standard_scans(*, t1_folder: str = "", extra: tuple[ScanPlan, ...] = ()) -> tuple[ScanPlan, ...]:
     """The protocol most demo sessions share: T1 (with snapshots), T2 and a resting-state run."""
     return (ScanPlan("1", "T1", 5, snapshots=True, sub_folder=t1_folder),
             ScanPlan("2", "T2", 4),
-            ScanPlan("3", "func_rest", 8, quality="questionable")) + extra
+            ScanPlan("3", "func_rest", 8, quality="questionable", slices=4)) + extra
 
 
 # Subjects are stored in the order they were "uploaded": sub-10 first, so a client that trusts
@@ -263,9 +121,9 @@ DEMO_PROJECTS: tuple[ProjectPlan, ...] = (
             SubjectPlan("sub-10", (
                 SessionPlan("sub-10_ses-1", "2024-01-17", (
                     ScanPlan("1", "T1", 5, snapshots=True),
-                    ScanPlan("11", "func_rest", 3),
+                    ScanPlan("11", "func_rest", 3, slices=1),
                     ScanPlan("2", "T2", 4),
-                    ScanPlan("3", "func_rest", 6, quality="questionable"),
+                    ScanPlan("3", "func_rest", 6, quality="questionable", slices=3),
                 )),
                 SessionPlan("sub-10_ses-2", "2024-03-02", (
                     ScanPlan("1", "T1", 5, snapshots=True),
@@ -273,12 +131,15 @@ DEMO_PROJECTS: tuple[ProjectPlan, ...] = (
                 )),
             )),
             SubjectPlan("sub-2", (
-                # A second resting-state run and a short diffusion scan: --bids shows run
-                # numbers and .bval/.bvec files on the session the demo downloads.
+                # The session the demo downloads holds what a real one does: a second
+                # resting-state run (--bids numbers runs), a diffusion scan with its trace image
+                # (.bval/.bvec, a derived image left out) and a GRE field map (IntendedFor).
                 SessionPlan("sub-2_ses-1", "2024-01-15", _standard_scans(
                     extra=(ScanPlan("4", "localizer", 0, snapshots=True),
-                           ScanPlan("5", "func_rest", 8),
-                           ScanPlan("6", "dwi", 12, slices=4, bvalues=(0, 1000, 1000))))),
+                           ScanPlan("5", "func_rest", 8, slices=4),
+                           ScanPlan("6", "dwi", 16, slices=4, bvalues=(0, 1000, 1000), trace=True),
+                           ScanPlan("7", "fmap", 6, slices=3, echo_times=_FIELD_MAP_ECHO_TIMES),
+                           ScanPlan("8", "fmap", 3, slices=3, echo_times=_FIELD_MAP_ECHO_TIMES, phase=True)))),
             )),
             SubjectPlan("sub-3", (
                 SessionPlan("sub-3_ses-1", "2024-01-16", _standard_scans(t1_folder="secondary")),
@@ -298,6 +159,28 @@ _demo_files: dict[tuple[str, str, str], list[tuple[str, bytes, str]]] = {}
 _demo_files_lock = threading.Lock()
 
 
+def _dicom_spec(project: ProjectPlan, subject: SubjectPlan, session: SessionPlan, scan: ScanPlan,
+                number: int) -> DicomSpec:
+    """What the number-th file (from 1) of a demo scan says about itself."""
+    repetition_time, echo_time = _TIMINGS.get(scan.type, (0.0, 0.0))
+    instance, echo, image_type = number, 0, ("ORIGINAL", "PRIMARY", "M", "ND")
+    if scan.echo_times and scan.phase:
+        echo, image_type = len(scan.echo_times), ("ORIGINAL", "PRIMARY", "P", "ND")
+    elif scan.echo_times:
+        echo_index, slice_index = divmod(number - 1, scan.files // len(scan.echo_times))
+        echo, instance = echo_index + 1, slice_index + 1
+    if echo:
+        echo_time = scan.echo_times[echo - 1]
+    if scan.trace and number > scan.files - scan.slices:
+        image_type = ("DERIVED", "PRIMARY", "DIFFUSION", "TRACEW")
+    return DicomSpec(project=project.id, subject_label=subject.label, session_label=session.label,
+                     date=session.date, scan_id=scan.id,
+                     series_description=_SERIES_DESCRIPTIONS.get(scan.type, scan.type), instance=instance,
+                     matrix=64 if scan.type == "T1" else 32, slices=scan.slices, bvalues=scan.bvalues,
+                     repetition_time=repetition_time, echo_time=echo_time, echo=echo, image_type=image_type,
+                     protocol_echo_times=scan.echo_times)
+
+
 def _demo_dicoms(project: ProjectPlan, subject: SubjectPlan, session: SessionPlan,
                  scan: ScanPlan) -> list[tuple[str, bytes, str]]:
     """(name, bytes, md5) of a demo scan's DICOMs; made once per process."""
@@ -307,22 +190,18 @@ def _demo_dicoms(project: ProjectPlan, subject: SubjectPlan, session: SessionPla
         if cached is None:
             cached = []
             study_uid = derived_uid(project.id, session.label)
-            for instance in range(1, scan.files + 1):
-                payload = make_dicom(DicomSpec(
-                    project=project.id, subject_label=subject.label, session_label=session.label,
-                    date=session.date, scan_id=scan.id,
-                    series_description=_SERIES_DESCRIPTIONS.get(scan.type, scan.type),
-                    instance=instance, matrix=64 if scan.type == "T1" else 32,
-                    slices=scan.slices, bvalues=scan.bvalues))
-                name = xnat_dicom_name(study_uid, scan.id, instance)
-                if scan.sub_folder and instance > scan.files - 2:
+            for number in range(1, scan.files + 1):
+                spec = _dicom_spec(project, subject, session, scan, number)
+                payload = make_dicom(spec)
+                name = xnat_dicom_name(study_uid, scan.id, spec.instance, spec.echo)
+                if scan.sub_folder and number > scan.files - 2:
                     name = f"{scan.sub_folder}/{name}"
                 cached.append((name, payload, hashlib.md5(payload).hexdigest()))
             _demo_files[key] = cached
     return cached
 
 
-def _build_demo_project(plan: ProjectPlan, keys: _Keys) -> Project:
+def _build_demo_project(plan: ProjectPlan, keys: Keys) -> Project:
     project = Project(id=plan.id, name=plan.name, description=plan.description,
                       secondary_id=plan.secondary_id, pi_firstname=plan.pi[0], pi_lastname=plan.pi[1],
                       accessibility=plan.accessibility, members=set(plan.members))
@@ -365,7 +244,7 @@ HOSTILE_FILE_NAMES: tuple[str, ...] = (
 )
 
 
-def _build_hostile_project(keys: _Keys) -> Project:
+def _build_hostile_project(keys: Keys) -> Project:
     project = Project(id="HOSTILE", name="Hostile names", secondary_id="Hostile",
                       description="Labels, types and file names that a careless client would write anywhere.",
                       accessibility="protected", members={DEMO_USER}, pi_firstname="Eve", pi_lastname="Mallory")
@@ -391,7 +270,7 @@ def _build_hostile_project(keys: _Keys) -> Project:
 
 # --- the scaled project ---------------------------------------------------------------------
 
-def _build_big_project(scale: Scale, keys: _Keys) -> Project:
+def _build_big_project(scale: Scale, keys: Keys) -> Project:
     project = Project(id="BIG", name="Big project", secondary_id="Big",
                       description=(f"{scale.subjects} subjects x {scale.sessions_per_subject} sessions x "
                                    f"{scale.scans_per_session} scans x {scale.files_per_scan} files of "
@@ -428,9 +307,9 @@ def _build_big_project(scale: Scale, keys: _Keys) -> Project:
     return project
 
 
-def build_catalog(scale: Scale | None = None, hostile: bool = False) -> Catalog:
-    """The demo projects, plus HOSTILE and BIG when asked. Demo IDs never depend on the options."""
-    keys = _Keys()
+def build_catalog(scale: Scale | None = None, hostile: bool = False, vendor: bool = False) -> Catalog:
+    """The demo projects, plus HOSTILE, BIG and VENDOR when asked. Demo IDs never depend on the options."""
+    keys = Keys()
     catalog = Catalog()
     for plan in DEMO_PROJECTS:
         catalog.projects[plan.id] = _build_demo_project(plan, keys)
@@ -438,5 +317,7 @@ def build_catalog(scale: Scale | None = None, hostile: bool = False) -> Catalog:
         catalog.projects["HOSTILE"] = _build_hostile_project(keys)
     if scale is not None:
         catalog.projects["BIG"] = _build_big_project(scale, keys)
+    if vendor:
+        catalog.projects["VENDOR"] = build_vendor_project(keys, {DEMO_USER})
     catalog.reindex()
     return catalog

@@ -40,12 +40,12 @@ class Sandbox:
 
     def __init__(self, scale: Scale | None = None, prefix: str = "", tls: tuple[str, str] | None = None,
                  hostile: bool = False, ignore_columns: bool = False, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, vendor: bool = False) -> None:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.tls = tls
         self.host = host
         self.port = port
-        self.catalog: Catalog = build_catalog(scale=scale, hostile=hostile)
+        self.catalog: Catalog = build_catalog(scale=scale, hostile=hostile, vendor=vendor)
         self.faults = Faults()
         self.log: list[LogEntry] = []
         self.in_flight = self.peak_in_flight = 0

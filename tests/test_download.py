@@ -292,8 +292,8 @@ def test_a_file_that_stays_wrong_fails_the_run_after_the_others_arrive(sandbox, 
 
 
 def test_a_file_the_server_cannot_find_is_listed_as_failed(sandbox, tmp_path):
-    sandbox.faults.missing_count = 1
-    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    sandbox.faults.missing_count = 1   # single-file requests only: --transfer files makes some
+    result = run_script(SESSION_SCRIPT, "--transfer", "files", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 1
     assert "404" in result.stderr and "failed: " in result.stderr
 
@@ -310,7 +310,8 @@ def test_an_expired_session_logs_in_again_and_carries_on(sandbox, tmp_path):
 def test_a_stalled_transfer_times_out_and_is_retried(sandbox, tmp_path):
     sandbox.faults.stall_count = 1
     sandbox.faults.stall_seconds = 30
-    result = run_script(SESSION_SCRIPT, "--timeout", "1", "--verbose", cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--timeout", "1", "--verbose", "--transfer", "files", cwd=tmp_path,
+                        sandbox=sandbox)   # the stall hits a single-file request
     assert result.returncode == 0, result.stderr
     assert "the server stopped answering (timed out)" in result.stderr
     assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1",
@@ -447,7 +448,7 @@ def test_all_sessions_skips_sessions_without_a_match_and_fails_only_if_none_matc
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "4_download_session.py: error: no scan in 4 session(s) has a DICOM resource and passes the "
-        "filters (--scan-types flair); types there: dwi, func_rest, localizer, T1, T2")
+        "filters (--scan-types flair); types there: dwi, fmap, func_rest, localizer, T1, T2")
 
 
 def test_all_sessions_starts_downloading_before_listing_the_last_session(sandbox, tmp_path):
@@ -497,7 +498,7 @@ def test_combined_filters_that_exclude_everything_name_both(sandbox, tmp_path):
     assert result.stderr.splitlines()[-1] == (
         "4_download_session.py: error: no scan in session sub-2_ses-1 passes both --scans 2 and "
         "--scan-types T1; scans there: 1 (T1), 2 (T2), 3 (func_rest), 4 (localizer), 5 (func_rest), "
-        "6 (dwi)")
+        "6 (dwi), 7 (fmap), 8 (fmap)")
 
 
 def test_only_scans_the_filters_chose_are_reported_as_skipped(sandbox, tmp_path):

@@ -478,6 +478,46 @@ def test_scaled_project_lists_right(make_sandbox: Any, subjects: int, sessions: 
     assert "DEMO" in sb.catalog.projects
 
 
+def archived_vendor_series() -> dict[tuple[str, str, str], dict[str, bytes]]:
+    """(subject, session, series folder) -> {file name: bytes}, read straight from the archive."""
+    import lzma
+    import tarfile
+    series: dict[tuple[str, str, str], dict[str, bytes]] = {}
+    unpacked = lzma.decompress((REPO_ROOT / "tests" / "data" / "vendor_dicom.tar.xz").read_bytes())
+    with tarfile.open(fileobj=io.BytesIO(unpacked)) as archive:
+        for member in archive:
+            if member.isfile():
+                _, subject, session, folder, name = member.name.split("/")
+                series.setdefault((subject, session, folder), {})[name] = archive.extractfile(member).read()
+    return series
+
+
+def test_the_vendor_project_serves_each_archived_series_as_a_scan_named_by_its_dicom(make_sandbox: Any) -> None:
+    sb = make_sandbox(vendor=True)
+    client = login(sb)
+    expected: dict[tuple[str, str, str], tuple[str, dict[str, bytes]]] = {}  # (subject, session, scan ID)
+    for (subject, session, _), files in archived_vendor_series().items():
+        header = pydicom.dcmread(io.BytesIO(next(iter(files.values()))), stop_before_pixels=True)
+        expected[(subject, session, str(header.SeriesNumber))] = (header.SeriesDescription.strip(), files)
+    assert {subject for subject, _, _ in expected} == {"siemens", "ge", "philips"}
+    assert {row["label"] for row in rows(client, f"{sb.url}/data/projects/VENDOR/subjects")} == \
+        {"siemens", "ge", "philips"}
+    served: set[tuple[str, str, str]] = set()
+    for row in rows(client, f"{sb.url}/data/projects/VENDOR/experiments", columns="ID,label,subject_label"):
+        for scan in rows(client, f"{sb.url}/data/experiments/{row['ID']}/scans"):
+            key = (row["subject_label"], row["label"], scan["ID"])
+            description, files = expected[key]
+            assert scan["type"] == scan["series_description"] == description
+            listed = rows(client, f"{sb.url}/data/experiments/{row['ID']}/scans/{scan['ID']}/resources/DICOM/files")
+            assert {file["Name"]: file["digest"] for file in listed} == \
+                {name: md5(data) for name, data in files.items()}
+            body = client.get(sb.url + listed[0]["URI"], timeout=TIMEOUT).content
+            assert body == files[listed[0]["Name"]]
+            served.add(key)
+    assert served == set(expected)
+    assert "VENDOR" not in Sandbox().catalog.projects  # only when asked
+
+
 def test_generated_files_are_distinct_and_consistent() -> None:
     files = [File.generated(f"f{n}", 300_000, n) for n in range(1, 6)]
     assert len({file.md5 for file in files}) == len(files)
@@ -707,21 +747,74 @@ def test_demo_dicoms_carry_the_promised_tags(sandbox: Sandbox) -> None:
                 if dicom is None:
                     assert scan.type == "localizer"
                     continue
-                assert 3 <= len(dicom.files) <= 12
-                if scan.type == "dwi":   # three volumes of four slices, each with its b-value
-                    volumes = [pydicom.dcmread(io.BytesIO(f.data())) for f in dicom.files]
-                    assert [float(d.DiffusionBValue) for d in volumes[::4]] == [0, 1000, 1000]
-                for number, file in enumerate(dicom.files, start=1):
-                    dataset = pydicom.dcmread(io.BytesIO(file.data()))
+                assert 3 <= len(dicom.files) <= 16
+                datasets = [pydicom.dcmread(io.BytesIO(file.data())) for file in dicom.files]
+                for file, dataset in zip(dicom.files, datasets):
                     assert dataset.PatientID == subject.label
                     assert dataset.Modality == "MR"
                     assert str(dataset.SeriesNumber) == scan.id
-                    assert dataset.InstanceNumber == number
                     assert dataset.SeriesDescription == scan.series_description
-                    assert dataset.StudyDescription
+                    assert dataset.StudyDescription and dataset.RepetitionTime and dataset.EchoTime
                     base = file.name.rsplit("/", 1)[-1]
-                    assert base.startswith(f"{dataset.StudyInstanceUID}-{scan.id}-{number}-")
+                    assert base.startswith(f"{dataset.StudyInstanceUID}-{scan.id}-{dataset.InstanceNumber}-")
                     assert len(dataset.PixelData) == dataset.Rows * dataset.Columns * 2
+                assert len({dataset.SOPInstanceUID for dataset in datasets}) == len(datasets)
+                assert len({file.name for file in dicom.files}) == len(datasets)
+                if scan.type != "fmap":
+                    assert [d.InstanceNumber for d in datasets] == list(range(1, len(datasets) + 1))
+                if scan.type == "func_rest":   # several volumes: a 4D run
+                    assert len({d.AcquisitionNumber for d in datasets}) >= 2
+
+
+def test_the_demo_session_holds_what_a_real_one_does(sandbox: Sandbox) -> None:
+    """Four slices a volume; the field map as Siemens writes it; a diffusion trace in its series."""
+    scans = {scan.id: [pydicom.dcmread(io.BytesIO(file.data())) for file in scan.find_resource("DICOM").files]
+             for scan in demo_session(sandbox, "sub-2_ses-1").scans if scan.find_resource("DICOM")}
+    dwi = scans["6"]
+    assert [float(d.DiffusionBValue) for d in dwi[::4]] == [0, 1000, 1000, 1000]
+    assert [list(d.ImageType) for d in dwi[::4]][-1] == ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"]
+    magnitude, phase = scans["7"], scans["8"]
+    assert [(d.EchoNumbers, d.InstanceNumber, float(d.EchoTime)) for d in magnitude] == \
+        [(1, 1, 4.92), (1, 2, 4.92), (1, 3, 4.92), (2, 1, 7.38), (2, 2, 7.38), (2, 3, 7.38)]
+    assert {tuple(d.ImageType) for d in magnitude} == {("ORIGINAL", "PRIMARY", "M", "ND")}
+    assert {(tuple(d.ImageType), d.EchoNumbers, float(d.EchoTime)) for d in phase} == \
+        {(("ORIGINAL", "PRIMARY", "P", "ND"), 2, 7.38)}
+    assert {d.SeriesDescription for d in magnitude + phase} == {"gre_field_mapping"}
+
+
+def test_dcm2niix_makes_of_the_demo_session_the_images_a_real_session_gives(sandbox: Sandbox, tmp_path: Path) -> None:
+    images: dict[str, dict[str, Any]] = {}
+    for scan in demo_session(sandbox, "sub-2_ses-1").scans:
+        dicom = scan.find_resource("DICOM")
+        if dicom is None:
+            continue
+        folder, out = tmp_path / scan.id, tmp_path / f"out-{scan.id}"
+        folder.mkdir()
+        out.mkdir()
+        for file in dicom.files:
+            (folder / file.name.replace("/", "_")).write_bytes(file.data())
+        subprocess.run(["dcm2niix", "-z", "y", "-b", "y", "-ba", "y", "-f", "%s_%d", "-o", str(out), str(folder)],
+                       check=True, capture_output=True, timeout=60)
+        for sidecar in out.glob("*.json"):
+            images[sidecar.name[:-len(".json")]] = json.loads(sidecar.read_text())
+    assert sorted(images) == ["1_t1_mprage_sag", "2_t2_space", "3_bold_rest_ap", "5_bold_rest_ap",
+                              "6_dwi_64dir", "6_dwi_64dira", "7_gre_field_mapping_e1",
+                              "7_gre_field_mapping_e2", "8_gre_field_mapping_e2_ph"]
+    header = nibabel_header(tmp_path / "out-3" / "3_bold_rest_ap.nii.gz")
+    assert header["dim"][0] == 4 and list(header["dim"][1:5]) == [32, 32, 4, 2]
+    assert images["3_bold_rest_ap"]["RepetitionTime"] == 2
+    assert (images["7_gre_field_mapping_e1"]["EchoTime"], images["7_gre_field_mapping_e2"]["EchoTime"]) == \
+        (0.00492, 0.00738)
+    phase = images["8_gre_field_mapping_e2_ph"]
+    assert (phase["EchoTime1"], phase["EchoTime2"], phase["ImageType"][2]) == (0.00492, 0.00738, "P")
+    derived = [name for name, sidecar in images.items() if sidecar["ImageType"][0] == "DERIVED"]
+    assert derived == ["6_dwi_64dir"]
+    assert (tmp_path / "out-6" / "6_dwi_64dira.bval").read_text().split() == ["0", "1000", "1000"]
+
+
+def nibabel_header(path: Path) -> Any:
+    import nibabel
+    return nibabel.load(path).header
 
 
 def test_hostile_names_are_listed_and_served(make_sandbox: Any) -> None:

@@ -13,8 +13,8 @@ from sandbox import Scale
 
 SESSION_SCRIPT = "4_download_session.py"
 SCAN_SCRIPT = "3_download_single_scan.py"
-SESSION = "sub-2_ses-1"   # the default session: scans 1, 2, 3, 5 and 6 have DICOM files
-SCANS = 5
+SESSION = "sub-2_ses-1"   # the default session: scans 1, 2, 3, 5, 6, 7 and 8 have DICOM files
+SCANS = 7
 
 
 def session_folder(tmp_path):
@@ -107,13 +107,14 @@ def test_with_one_worker_never_two_requests_are_in_flight(sandbox, tmp_path):
 
 
 def test_ctrl_c_mid_zip_keeps_what_landed_and_the_rerun_fetches_the_rest(sandbox, tmp_path):
-    # One zip at a time, each taking a second or more: stop once the first scan (5 files) is in.
+    # One zip at a time, each taking a second or more: stop once the first scan (the largest, the
+    # diffusion scan's 16 files) is in.
     sandbox.faults.pace = 20 * 1024   # bytes a second
     process = start_script(SESSION_SCRIPT, "--transfer", "zip", "--workers", "1", cwd=tmp_path,
                            env=script_env(tmp_path, sandbox))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and sum(
-            name.endswith(".dcm") for name in data_files_below(tmp_path)) < 5:
+            name.endswith(".dcm") for name in data_files_below(tmp_path)) < 16:
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=20)

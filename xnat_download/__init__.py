@@ -18,7 +18,10 @@ imports names, which imports neither common.py nor any other module:
     travel      how each scan's files travel: one zip, or file by file
     pool        the worker threads, which take follow-up tasks while they run
     transfer    one session's transfer: what is present, routes, outcomes, the tally
+    bids_config dcm2bids configuration files (--bids-config), checked before anything is fetched
+    bids_match  dcm2bids's rules: criteria, acquisition order, entity order, runs, ids
     bids_names  BIDS names: the default map, dcm2bids configurations, labels, runs
+    bids_dataset the dataset's shared files (record, participants, README) under a lock
     bids        the BIDS dataset: dcm2niix on each verified scan, moved into place, a record
     download    the story of scripts 3 and 4: plan, fetch or --dry-run, --bids, summary
 """

@@ -1,11 +1,12 @@
 """The BIDS dataset that --bids writes: dcm2niix run on each complete, verified scan (a few at
-once, while other scans still download) into a work folder inside the dataset; results moved
-into place only when complete; a record of what was converted from which files, so that a rerun
-converts only what changed and never overwrites a file these scripts did not write."""
+once, while other scans still download) into a work folder inside the dataset; every image it
+makes named when the session's scans are all converted, then moved into place; a record of what
+was converted from which files, so that a rerun converts only what changed and never overwrites
+a file these scripts did not write."""
 from __future__ import annotations
 
 import contextlib
-import csv
+import errno
 import hashlib
 import json
 import os
@@ -18,9 +19,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xnat_download.bids_names import (BidsName, Description, config_name, default_name, map_by_config,
-                                      number_runs, stand_in_sidecar, subject_label)
-from xnat_download.catalog import Scan, Session
+from xnat_download.bids_config import BidsConfig
+from xnat_download.bids_dataset import BidsDataset
+from xnat_download.bids_match import ORDER_KEYS
+from xnat_download.bids_names import (Image, NamedImage, map_by_type, name_images, session_label,
+                                      subject_label)
+from xnat_download.catalog import Scan, Session, natural_key
 from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError
 from xnat_download.manifest import Manifest
@@ -28,18 +32,39 @@ from xnat_download.plan import ScanPlan
 
 # dcm2niix is CPU-bound; downloads need little CPU, so two conversions at once keep both busy.
 CONVERSIONS_AT_ONCE = 2
-RECORD_NAME = ".xnat-bids.json"
+RECORD_FORMAT = 2
 WORK_FOLDER = ".xnat-bids-work"
 OUTPUT_EXTENSIONS = (".nii.gz", ".json", ".bval", ".bvec")
-BIDS_VERSION = "1.9.0"
+# dcm2bids's default dcm2niix options (sidecars as dcm2bids gets them), with the fastest gzip
+# level. Its file names, which a configuration may match as SidecarFilename, are %3s_%f_%p_%t,
+# where %f is the folder dcm2bids was given: as if given the session's download folder.
+DCM2NIIX_OPTIONS = ["-b", "y", "-ba", "y", "-z", "y", "-1"]
+DCM2BIDS_FILE_NAME = "%3s_{folder}_%p_%t"
+# The sidecar fields the record keeps of each image, so that a rerun names it again unconverted.
+NAMING_FIELDS = ("ImageType", "EchoNumber", "Units", "PhaseEncodingDirection", "EchoTime1",
+                 "TaskName", *ORDER_KEYS)
 
 
 @dataclass
 class BidsOptions:
     folder: Path
     bids_map: list
-    config: list[Description] | None = None   # a dcm2bids configuration's descriptions
+    config: BidsConfig | None = None   # a dcm2bids configuration
     dcm2niix: str = "dcm2niix"
+
+    @property
+    def rules(self) -> list | BidsConfig:
+        return self.config if self.config is not None else self.bids_map
+
+    def fingerprint(self) -> str:
+        """Changes when the naming rules change (a rerun then converts again)."""
+        return hashlib.md5(repr(self.rules).encode("utf-8", "surrogateescape")).hexdigest()
+
+    def kept_fields(self) -> set[str]:
+        fields = set(NAMING_FIELDS)
+        for description in self.config.descriptions if self.config else ():
+            fields |= set(description.criteria)
+        return fields
 
 
 def find_dcm2niix() -> str:
@@ -64,20 +89,6 @@ def check_dcm2niix() -> str:
     return dcm2niix
 
 
-def bids_name(session: Session, scan: Scan, sidecar: dict, options: BidsOptions) -> tuple[BidsName | None, str]:
-    """The scan's BIDS name (None, and why, when it has none): by the default map from XNAT's
-    type and description, or by the configuration from the dcm2niix sidecar."""
-    if options.config is None:
-        return default_name(session, scan, options.bids_map), ""
-    description, why = map_by_config(sidecar, options.config)
-    return (config_name(session, description) if description else None), why
-
-
-def planned_name(session: Session, plan: ScanPlan, options: BidsOptions) -> BidsName | None:
-    """The name a scan is expected to take, from what XNAT says of it (for --dry-run)."""
-    return bids_name(session, plan.scan, stand_in_sidecar(plan.scan), options)[0]
-
-
 def inputs_digest(plan: ScanPlan, manifest: Manifest) -> str:
     """One digest of every verified input file's name and MD5."""
     lines = sorted(f"{f.relative} {manifest.files.get(f.relative, {}).get('md5', '')}" for f in plan.files)
@@ -88,16 +99,21 @@ def record_key(source: dict) -> str:
     return "/".join(str(source[key]) for key in ("project", "session", "scan", "resource"))
 
 
+# An image of a scan converted before, moved aside to take a new name: its files, their targets.
+Staged = tuple[dict[str, Path], dict[str, str], NamedImage]
+
+
 @dataclass
 class Conversion:
-    """One scan on its way into the dataset."""
-    plan: ScanPlan
+    """One scan of a session on its way into the dataset (or, future None, converted before)."""
+    scan: Scan
     key: str
-    digest: str
-    future: Future | None          # None: converted before from the same files
+    digest: str = ""
+    where: str = ""                # its download folder, for messages
+    future: Future | None = None
     work: Path | None = None       # dcm2niix's output folder
-    outputs: dict[str, Path] = field(default_factory=dict)   # extension -> file in `work`
-    sidecar: dict = field(default_factory=dict)
+    images: list[Image] = field(default_factory=list)
+    files: dict[str, dict[str, Path]] = field(default_factory=dict)   # image stem -> ext -> file
     problem: str = ""
 
 
@@ -107,48 +123,47 @@ class BidsWriter:
         self.folder = options.folder
         self.project = project
         self.output_dir = output_dir
-        self.record_path = self.folder / RECORD_NAME
-        self.record = self._load_record()
+        self.dataset = BidsDataset(self.folder, project, RECORD_FORMAT)
         self.executor = ThreadPoolExecutor(CONVERSIONS_AT_ONCE, thread_name_prefix="dcm2niix")
-        self.pending: list[Conversion] = []
+        self.pending: list[tuple[Session, Conversion]] = []
         self.running: set[subprocess.Popen] = set()
         self.lock = threading.Lock()
         self.converted = 0
         self.unchanged = 0
         self.failed: list[str] = []
-        self.skipped: list[str] = []
+        self.unnamed: list[tuple[list, list, str]] = []   # (session key, scan key, note)
 
-    def _load_record(self) -> dict:
-        try:
-            data = json.loads(self.record_path.read_text(encoding="utf-8"))
-            if isinstance(data.get("scans"), dict):
-                return data
-        except (OSError, ValueError, AttributeError):
-            pass
-        return {"format": 1, "scans": {}}
+    @property
+    def record(self) -> dict:
+        """What was converted: as read at the start, and read again while a session is placed."""
+        return self.dataset.record
 
     # --- while the session downloads ---
 
     def scan_ready(self, plan: ScanPlan, manifest: Manifest) -> None:
         """Every file of the scan is verified: convert it now, unless it was converted before
-        from the same files or maps to no BIDS name at all."""
-        if self.options.config is None and default_name(plan.session, plan.scan, self.options.bids_map) is None:
-            self.skipped.append(f"scan {plan.scan.id} ({plan.scan.type}) of {plan.session.label}")
+        from the same files by the same rules, or the default map has no rule for it."""
+        if self.options.config is None and map_by_type(plan.scan, self.options.bids_map) is None:
+            self._note(plan.session, plan.scan, "")
             return
         key, digest = record_key(plan.source), inputs_digest(plan, manifest)
-        entry = self.record["scans"].get(key)
-        if entry and entry.get("inputs") == digest and all(
-                (self.folder / name).is_file() for name in entry.get("outputs", [])):
-            self.pending.append(Conversion(plan, key, digest, None))
-        else:
-            self.pending.append(Conversion(plan, key, digest, self.executor.submit(self._convert, plan)))
+        conversion = Conversion(plan.scan, key, digest, str(plan.folder.relative_to(self.output_dir)))
+        if not self._still_converted(key, digest):
+            conversion.future = self.executor.submit(self._convert, plan)
+        self.pending.append((plan.session, conversion))
 
-    def _convert(self, plan: ScanPlan) -> tuple[Path, dict[str, Path], dict, str]:
-        """dcm2niix on the scan folder, into a fresh work folder inside the dataset."""
-        work_root = self.folder / WORK_FOLDER
-        work_root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"scan-{plan.scan.id}-", dir=work_root))
-        command = [self.options.dcm2niix, "-b", "y", "-z", "y", "-1", "-f", "scan", "-o", str(work), str(plan.folder)]
+    def _still_converted(self, key: str, digest: str) -> bool:
+        entry = self.record["scans"].get(key)
+        return bool(entry and entry.get("inputs") == digest
+                    and entry.get("rules") == self.options.fingerprint()
+                    and all((self.folder / name).is_file() for name in recorded_files(entry)))
+
+    def _convert(self, plan: ScanPlan) -> tuple[Path, list[tuple[str, dict[str, Path], dict]], str]:
+        """dcm2niix on the scan folder, into a fresh work folder inside the dataset: each image's
+        files and sidecar, or why there are none."""
+        work = make_work_folder(self.folder / WORK_FOLDER, f"scan-{plan.scan.id}-")
+        file_name = DCM2BIDS_FILE_NAME.format(folder=plan.folder.parent.name.replace("%", "_"))
+        command = [self.options.dcm2niix, *DCM2NIIX_OPTIONS, "-f", file_name, "-o", str(work), str(plan.folder)]
         with self.lock:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, text=True, errors="replace")
@@ -158,139 +173,206 @@ class BidsWriter:
         finally:
             with self.lock:
                 self.running.discard(process)
-        images = sorted(work.glob("*.nii.gz"))
-        if process.returncode != 0 or len(images) != 1:
+        stems = sorted(path.name[:-len(".nii.gz")] for path in work.glob("*.nii.gz"))
+        if process.returncode != 0 or not stems:
             last = [line for line in output.splitlines() if line.strip()][-1:] or [""]
-            why = (f"dcm2niix made {len(images)} images from one scan" if process.returncode == 0
-                   and images else f"dcm2niix could not convert it (exit {process.returncode}: "
-                                   f"{last[0].strip()[:160]})")
-            return work, {}, {}, why
-        stem = images[0].name[:-len(".nii.gz")]
-        outputs = {ext: work / (stem + ext) for ext in OUTPUT_EXTENSIONS if (work / (stem + ext)).is_file()}
-        sidecar = json.loads(outputs[".json"].read_text()) if ".json" in outputs else {}
-        return work, outputs, sidecar, ""
+            return work, [], (f"dcm2niix could not convert it (exit {process.returncode}: "
+                              f"{last[0].strip()[:160]})")
+        images = []
+        for stem in stems:
+            files = {ext: work / (stem + ext) for ext in OUTPUT_EXTENSIONS if (work / (stem + ext)).is_file()}
+            sidecar = json.loads(files[".json"].read_text(encoding="utf-8")) if ".json" in files else {}
+            if ".json" in files:
+                sidecar["SidecarFilename"] = stem + ".json"
+            images.append((stem, files, sidecar))
+        return work, images, ""
 
     # --- when the session's downloads are done ---
 
     def finish_session(self, session: Session) -> None:
-        """Name this session's converted scans, number their runs, and move them into place."""
-        conversions = [c for c in self.pending if c.plan.session is session]
-        self.pending = [c for c in self.pending if c.plan.session is not session]
-        names: dict[str, BidsName] = {}
-        by_scan: dict[str, Conversion] = {}
+        """Name the images of this session's scans, number their runs, and move them into place."""
+        conversions = [c for s, c in self.pending if s is session]
+        self.pending = [(s, c) for s, c in self.pending if s is not session]
         for conversion in conversions:
-            if conversion.future is not None:
-                try:
-                    conversion.work, conversion.outputs, conversion.sidecar, conversion.problem = \
-                        conversion.future.result()
-                except OSError as error:
-                    conversion.problem = f"dcm2niix could not run: {error.strerror or error}"
-                except ValueError:   # a sidecar that is not JSON
-                    conversion.problem = "dcm2niix wrote a sidecar that does not parse"
-            else:
-                conversion.sidecar = self._recorded_sidecar(conversion.key)
-            scan = conversion.plan.scan
-            where = f"{conversion.plan.folder.relative_to(self.output_dir)}"
-            if conversion.problem:
-                self.failed.append(f"{where}: {conversion.problem}; the download is kept")
-                continue
-            name, why = bids_name(session, scan, conversion.sidecar, self.options)
-            if name is None:
-                self.skipped.append(f"scan {scan.id} ({scan.type}) of {session.label}"
-                                    + (f": {why}" if why else ""))
-                continue
-            names[scan.id] = name
-            by_scan[scan.id] = conversion
-        for scan_id, name in number_runs(names).items():
-            try:
-                self._place(by_scan[scan_id], name)
-            except OSError as error:   # a full disk, say: this scan is not in place, the others may be
-                self.failed.append(f"{self.folder / name.path()}: could not be written "
-                                   f"({error.strerror or error}); running again converts it")
-        for conversion in conversions:
-            if conversion.work is not None:
-                shutil.rmtree(conversion.work, ignore_errors=True)
+            self._collect(conversion)
+        ready = [c for c in conversions if not c.problem]
+        if not ready and not self.folder.is_dir():
+            return   # nothing to place, and no dataset to keep up to date
+        labels = (subject_label(session), session_label(session), session.subject_label, session.label)
         try:
-            if names:
-                self._write_dataset_files(session)
-            self._save_record()
+            with self.dataset.updating():   # other runs into this dataset wait; conversions do not
+                clash = self.dataset.label_clash(*labels) if ready else ""
+                if clash:
+                    self.failed.append(clash)
+                    return
+                ready += self._recorded_elsewhere(session, {c.key for c in conversions})
+                named = name_images(session, [image for c in ready for image in c.images], self.options.rules)
+                if self._place_session(session, ready, named):
+                    self.dataset.add_session(*labels)
         except OSError as error:
             raise DiskProblem(describe_disk_error(error, self.folder)) from None
+        finally:
+            for conversion in conversions:
+                if conversion.work is not None:
+                    shutil.rmtree(conversion.work, ignore_errors=True)
 
-    def _recorded_sidecar(self, key: str) -> dict:
-        for name in self.record["scans"].get(key, {}).get("outputs", []):
-            if name.endswith(".json"):
-                with contextlib.suppress(OSError, ValueError):
-                    return json.loads((self.folder / name).read_text(encoding="utf-8"))
-        return {}
-
-    def _place(self, conversion: Conversion, name: BidsName) -> None:
-        """Move the scan's files to their BIDS names; a file we did not write is never replaced."""
-        entry = self.record["scans"].get(conversion.key, {})
-        ours = set(entry.get("outputs", []))
-        if conversion.future is None:   # converted before: only a changed name moves its files
-            if entry.get("name") == name.path():
-                self.unchanged += 1
-                return
-            sources = {ext: self.folder / old for old in ours for ext in OUTPUT_EXTENSIONS
-                       if old.endswith(ext)}
+    def _collect(self, conversion: Conversion) -> None:
+        """The conversion's images: dcm2niix's (when it ran), else those the record keeps."""
+        if conversion.future is None:
+            entry = self.record["scans"][conversion.key]
+            conversion.images = [Image(conversion.scan, item["stem"], item["sidecar"])
+                                 for item in entry["images"]]
+            return
+        try:
+            conversion.work, images, conversion.problem = conversion.future.result()
+        except OSError as error:
+            conversion.problem = f"dcm2niix could not run: {error.strerror or error}"
+        except ValueError:   # a sidecar that is not JSON
+            conversion.problem = "dcm2niix wrote a sidecar that does not parse"
         else:
-            sources = dict(conversion.outputs)
-        targets = {ext: f"{name.path()}{ext}" for ext in sources}
-        taken = [t for t in targets.values() if t not in ours and os.path.lexists(self.folder / t)]
+            conversion.images = [Image(conversion.scan, stem, sidecar) for stem, _, sidecar in images]
+            conversion.files = {stem: files for stem, files, _ in images}
+        if conversion.problem:
+            self.failed.append(f"{conversion.where}: {conversion.problem}; the download is kept")
+
+    def _recorded_elsewhere(self, session: Session, keys: set[str]) -> list[Conversion]:
+        """Scans of this session converted by an earlier run but not part of this one: they keep
+        their place in the run numbers and in IntendedFor."""
+        found = []
+        for key, entry in self.record["scans"].items():
+            if key in keys or entry.get("session") != session.label or entry.get("project") != self.project \
+                    or not self._still_converted(key, entry.get("inputs")):
+                continue   # not this session's, or named by other rules, or its files are gone
+            scan = Scan(**entry["scan"])
+            found.append(Conversion(scan, key, entry["inputs"]))
+        for conversion in found:
+            self._collect(conversion)
+        return found
+
+    def _place_session(self, session: Session, conversions: list[Conversion], named: list[NamedImage]) -> int:
+        """Move each scan's named images to their names (a scan whole, or listed as failed);
+        returns how many images of the session are in place. Files of scans converted before
+        move only when their names changed, through a staging folder, so that runs renumbered
+        in a rerun never overwrite one another."""
+        by_image = {id(item.image): item for item in named}
+        items_of = {c.key: [by_image[id(image)] for image in c.images] for c in conversions}
+        ours = {name for entry in self.record["scans"].values() for name in recorded_files(entry)}
+        old_files = {c.key: set(recorded_files(self.record["scans"].get(c.key, {}))) for c in conversions}
+        staged: list[Staged] = []
+        in_place: set[str] = set()
+        for conversion in conversions:
+            self._note_unnamed(session, conversion, items_of[conversion.key])
+            if conversion.future is None:
+                targets = self._stage_recorded(conversion, items_of[conversion.key], staged)
+                in_place |= {t for files in targets.values() for t in files.values()}
+        for conversion in conversions:
+            if conversion.future is not None:
+                in_place |= self._place_converted(session, conversion, items_of[conversion.key], ours)
+        for sources, targets, item in staged:
+            self._move_image(sources, targets, item, {})
+        shutil.rmtree(self.folder / WORK_FOLDER / "renamed", ignore_errors=True)
+        for conversion in conversions:   # what an earlier conversion wrote that no image takes now
+            if conversion.future is not None and conversion.key in self.record["scans"]:
+                for name in old_files[conversion.key] - in_place:
+                    with contextlib.suppress(OSError):
+                        (self.folder / name).unlink()
+        return len([name for name in in_place if name.endswith(".nii.gz")])
+
+    def _place_converted(self, session: Session, conversion: Conversion, items: list[NamedImage],
+                         ours: set[str]) -> set[str]:
+        targets = {item.image.stem: {ext: f"{item.name.path()}{ext}"
+                                     for ext in conversion.files[item.image.stem]}
+                   for item in items if item.name}
+        taken = [t for files in targets.values() for t in files.values()
+                 if t not in ours and os.path.lexists(self.folder / t)]
         if taken:
             self.failed.append(f"{self.folder / taken[0]}: a file these scripts did not write is "
                                f"there; it was left untouched: move it away to convert scan "
-                               f"{conversion.plan.scan.id} of {conversion.plan.session.label}")
-            return
-        if ".json" in sources:
-            self._adjust_sidecar(sources[".json"], name)
-        (self.folder / name.folder()).mkdir(parents=True, exist_ok=True)
+                               f"{conversion.scan.id} of {session.label}")
+            return set()
+        try:
+            for item in items:
+                if item.name:
+                    self._move_image(conversion.files[item.image.stem], targets[item.image.stem], item, {})
+        except OSError as error:   # a full disk, say: this scan is not whole, the others may be
+            self.failed.append(f"{conversion.where}: could not be written into {self.folder} "
+                               f"({error.strerror or error}); running again converts it")
+            self.record["scans"].pop(conversion.key, None)
+            return set()
+        self.record["scans"][conversion.key] = self._entry(session.label, conversion, items, targets)
+        self.converted += 1
+        return {t for files in targets.values() for t in files.values()}
+
+    def _note_unnamed(self, session: Session, conversion: Conversion, items: list[NamedImage]) -> None:
+        for item in items:
+            if item.name is None and conversion.future is not None:
+                image = f", image {item.image.stem}.nii.gz" if len(items) > 1 else ""
+                self._note(session, conversion.scan, f"{image}: {item.why}")
+
+    def _note(self, session: Session, scan: Scan, why: str) -> None:
+        self.unnamed.append((natural_key(session.label), natural_key(scan.id),
+                             f"scan {scan.id} ({scan.type}) of {session.label}{why}"))
+
+    @property
+    def skipped(self) -> list[str]:
+        """What has no BIDS name, in session and scan order (conversions end in any order)."""
+        return [note for *_, note in sorted(self.unnamed)]
+
+    def _move_image(self, sources: dict[str, Path], targets: dict[str, str], item: NamedImage,
+                    undone: dict) -> None:
+        if ".json" in sources and (item.changes or undone):
+            change_sidecar(sources[".json"], item.changes, undone)
+        (self.folder / item.name.folder()).mkdir(parents=True, exist_ok=True)
         for ext, source in sources.items():
             os.replace(source, self.folder / targets[ext])
-        for old in ours - set(targets.values()):
-            with contextlib.suppress(OSError):
-                (self.folder / old).unlink()
-        self.record["scans"][conversion.key] = {"inputs": conversion.digest, "name": name.path(),
-                                                "outputs": sorted(targets.values())}
-        if conversion.future is not None:
-            self.converted += 1
 
-    @staticmethod
-    def _adjust_sidecar(path: Path, name: BidsName) -> None:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-        changed = dict(name.sidecar_changes)
-        if name.suffix == "bold" and name.task():
-            changed.setdefault("TaskName", name.task())
-        if changed:
-            sidecar.update(changed)
-            path.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    def _stage_recorded(self, conversion: Conversion, items: list[NamedImage],
+                        staged: list[Staged]) -> dict[str, dict[str, str]]:
+        """A scan converted before: the files of an image whose name changed (runs renumbered)
+        move to a staging folder, to be placed once every other file has moved; a sidecar whose
+        fields of ours changed (IntendedFor, say) is rewritten; nothing else is touched."""
+        entry = self.record["scans"][conversion.key]
+        recorded = {image["stem"]: image for image in entry["images"]}
+        targets: dict[str, dict[str, str]] = {}
+        for item in items:
+            old = recorded[item.image.stem]
+            files = {ext: name for name in old.get("files", []) for ext in OUTPUT_EXTENSIONS
+                     if name.endswith(ext)}
+            if not files:
+                continue
+            if item.name is None:   # kept where it is
+                targets[item.image.stem] = files
+                continue
+            targets[item.image.stem] = {ext: f"{item.name.path()}{ext}" for ext in files}
+            if targets[item.image.stem] != files:
+                folder = self.folder / WORK_FOLDER / "renamed" / item.image.stem
+                folder.mkdir(parents=True, exist_ok=True)
+                sources = {ext: folder / Path(name).name for ext, name in files.items()}
+                for ext, name in files.items():
+                    os.replace(self.folder / name, sources[ext])
+                if ".json" in sources:
+                    change_sidecar(sources[".json"], item.changes, old.get("changes", {}))
+                staged.append((sources, targets[item.image.stem], NamedImage(item.image, item.name)))
+            elif item.changes != old.get("changes", {}) and ".json" in files:
+                change_sidecar(self.folder / files[".json"], item.changes, old.get("changes", {}))
+        self.record["scans"][conversion.key] = self._entry(entry["session"], conversion, items, targets)
+        if conversion.where:   # a scan of this run, not one only kept in the record
+            self.unchanged += 1
+        return targets
 
-    def _write_dataset_files(self, session: Session) -> None:
-        """dataset_description.json if there is none; the subject's row in participants.tsv."""
-        description = self.folder / "dataset_description.json"
-        if not description.exists():
-            description.write_text(json.dumps({
-                "Name": self.project, "BIDSVersion": BIDS_VERSION, "DatasetType": "raw",
-                "GeneratedBy": [{"Name": "xnat-download", "Description": "XNAT scans converted "
-                                 "with dcm2niix"}]}, indent=2) + "\n", encoding="utf-8")
-        participant = f"sub-{subject_label(session)}"
-        table = self.folder / "participants.tsv"
-        rows: list[list[str]] = []
-        if table.exists():
-            with open(table, newline="", encoding="utf-8") as handle:
-                rows = [row for row in csv.reader(handle, delimiter="\t") if row]
-        if not rows or rows[0][:1] != ["participant_id"]:
-            rows = [["participant_id"]] + rows[1:] if rows else [["participant_id"]]
-        if any(row[:1] == [participant] for row in rows[1:]):
-            return
-        rows.append([participant] + ["n/a"] * (len(rows[0]) - 1))
-        rows[1:] = sorted(rows[1:], key=lambda row: row[0])
-        with open(table, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle, delimiter="\t", lineterminator="\n").writerows(rows)
-
-    def _save_record(self) -> None:
-        write_json(self.record_path, self.record, indent=1, sort_keys=True)
+    def _entry(self, session_label: str, conversion: Conversion, items: list[NamedImage],
+               targets: dict[str, dict[str, str]]) -> dict:
+        """What the record keeps of a scan: enough to name its images again without converting."""
+        kept = self.options.kept_fields()
+        return {"inputs": conversion.digest, "rules": self.options.fingerprint(),
+                "project": self.project, "session": session_label,
+                "scan": {"id": conversion.scan.id, "type": conversion.scan.type,
+                         "series_description": conversion.scan.series_description},
+                "images": [{"stem": item.image.stem,
+                            "sidecar": {k: v for k, v in item.image.sidecar.items() if k in kept},
+                            "files": sorted(targets.get(item.image.stem, {}).values()),
+                            "changes": item.changes if item.image.stem in targets else {}}
+                           for item in items]}
 
     def close(self) -> None:
         """Stop: conversions still running are ended (a rerun converts those scans again)."""
@@ -299,10 +381,38 @@ class BidsWriter:
                 with contextlib.suppress(OSError):
                     process.kill()
         self.executor.shutdown(wait=True, cancel_futures=True)
-        work_root = self.folder / WORK_FOLDER
-        for leftover in self.pending:
-            if leftover.future is not None and leftover.future.done() and not leftover.future.exception():
-                shutil.rmtree(leftover.future.result()[0], ignore_errors=True)
+        for _, leftover in self.pending:
+            future = leftover.future
+            if future is not None and future.done() and not future.cancelled() and not future.exception():
+                shutil.rmtree(future.result()[0], ignore_errors=True)
         with contextlib.suppress(OSError):
-            work_root.rmdir()
+            (self.folder / WORK_FOLDER).rmdir()
 
+
+def make_work_folder(work_root: Path, prefix: str) -> Path:
+    """A fresh folder in the work folder, which another run into the dataset may remove (when it
+    ends and finds it empty) between making it and making ours in it: then make it again."""
+    for _ in range(10):
+        work_root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=work_root))
+    raise FileNotFoundError(errno.ENOENT, "the work folder keeps disappearing", str(work_root))
+
+
+def recorded_files(entry: dict) -> list[str]:
+    return [name for image in entry.get("images", []) for name in image.get("files", [])]
+
+
+def change_sidecar(path: Path, changes: dict, undone: dict) -> None:
+    """Set the fields we set (a None value removes its field); fields set before and no longer
+    wanted go."""
+    sidecar = json.loads(path.read_text(encoding="utf-8"))
+    for key in undone:
+        if key not in changes:
+            sidecar.pop(key, None)
+    for key, value in changes.items():
+        if value is None:
+            sidecar.pop(key, None)
+        else:
+            sidecar[key] = value
+    write_json(path, sidecar, indent=2)

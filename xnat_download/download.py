@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Iterable
 
 from common import BIDS_DIR
-from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix, planned_name
-from xnat_download.bids_names import ConfigError, load_config, number_runs
+from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix
+from xnat_download.bids_config import ConfigError, load_config
+from xnat_download.bids_names import BidsName, Image, map_by_type, name_images, stand_in_sidecar
 from xnat_download.catalog import Session
 from xnat_download.cli import human_size, note
 from xnat_download.config import Config
@@ -21,6 +22,8 @@ from xnat_download.manifest import Manifest, already_there, someone_elses
 from xnat_download.plan import Job, ScanPlan, plan_scan
 from xnat_download.transfer import Downloader
 
+
+FIELD_MAP_PARTS = "<magnitude1|magnitude2|phasediff|fieldmap|magnitude>"
 
 
 @dataclass
@@ -142,12 +145,20 @@ def show_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: 
 
 
 def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOptions) -> None:
-    named = {plan.scan.id: name for plan in plans
-             if (name := planned_name(session, plan, options)) is not None}
-    numbered = number_runs(named)
-    for plan in plans:
-        name = numbered.get(plan.scan.id)
-        target = f"{options.folder / name.path()}.nii.gz" if name else "no BIDS name (not converted)"
+    """The name each scan is planned to take, from what XNAT says of it: a real run names each
+    image dcm2niix makes of a scan on its own sidecar (echoes, phase, field map parts)."""
+    images = [Image(plan.scan, f"scan-{plan.scan.id}", stand_in_sidecar(plan.scan)) for plan in plans]
+    named = name_images(session, images, options.rules)
+    print(f"  bids names planned from XNAT's types and descriptions (each image dcm2niix makes "
+          f"is named on its own sidecar):")
+    for plan, item in zip(plans, named):
+        target = "no BIDS name (not converted)"
+        if item.name is not None:
+            name = item.name
+            if options.config is None and map_by_type(plan.scan, options.bids_map) == ("fmap", "fieldmap"):
+                # which parts a field map's series holds only its images tell (nor are they runs)
+                name = BidsName(name.subject, name.session, "fmap", FIELD_MAP_PARTS)
+            target = f"{options.folder / name.path()}.nii.gz"
         print(f"  bids: scan {plan.scan.id} ({plan.scan.type}) -> {target}")
 
 

@@ -1,0 +1,109 @@
+"""Project VENDOR: real scanners' DICOM (public QA series from GE, Siemens and Philips) as XNAT holds it.
+
+The series come from tests/data/vendor_dicom.tar.xz (see tests/data/README.md for what each one is
+and where it came from). The archive holds VENDOR/<subject>/<session>/<series folder>/<file>; each
+series folder becomes one scan whose ID is the DICOM's SeriesNumber and whose type and series
+description are its SeriesDescription, with the files in a DICOM resource, as XNAT's importer
+would file them. The archive is unpacked once per process, on first use, and shared by every
+catalog built afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import lzma
+import tarfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import File, Keys, Project, Resource, Scan, Session, Subject
+
+VENDOR_ARCHIVE = Path(__file__).resolve().parent.parent / "tests" / "data" / "vendor_dicom.tar.xz"
+
+
+@dataclass(frozen=True)
+class VendorSeries:
+    """One series of the archive: what its first DICOM says, and its files (name, bytes, md5)."""
+
+    folder: str
+    series_number: str
+    description: str
+    study_date: str  # YYYY-MM-DD
+    files: tuple[tuple[str, bytes, str], ...]
+
+
+@dataclass(frozen=True)
+class VendorSession:
+    subject: str
+    label: str
+    series: tuple[VendorSeries, ...]
+
+
+_sessions: tuple[VendorSession, ...] | None = None
+_sessions_lock = threading.Lock()
+
+
+def vendor_sessions() -> tuple[VendorSession, ...]:
+    """The archive's sessions in archive order, series ordered by series number; read once."""
+    global _sessions
+    with _sessions_lock:
+        if _sessions is None:
+            _sessions = _read_archive(VENDOR_ARCHIVE)
+        return _sessions
+
+
+def _read_archive(path: Path) -> tuple[VendorSession, ...]:
+    files: dict[tuple[str, str, str], list[tuple[str, bytes, str]]] = {}
+    with tarfile.open(fileobj=io.BytesIO(lzma.decompress(path.read_bytes()))) as archive:
+        for member in archive:
+            if not member.isfile():
+                continue
+            _, subject, session, folder, name = member.name.split("/")
+            reader = archive.extractfile(member)
+            assert reader is not None  # a regular file always has a reader
+            payload = reader.read()
+            files.setdefault((subject, session, folder), []).append(
+                (name, payload, hashlib.md5(payload).hexdigest()))
+    sessions: dict[tuple[str, str], list[VendorSeries]] = {}
+    for (subject, session, folder), series_files in files.items():
+        sessions.setdefault((subject, session), []).append(_describe(folder, series_files))
+    return tuple(VendorSession(subject, label, tuple(sorted(series, key=lambda s: int(s.series_number))))
+                 for (subject, label), series in sessions.items())
+
+
+def _describe(folder: str, files: list[tuple[str, bytes, str]]) -> VendorSeries:
+    from pydicom import dcmread
+
+    header = dcmread(io.BytesIO(files[0][1]), stop_before_pixels=True)
+    date = str(header.StudyDate)
+    return VendorSeries(folder=folder, series_number=str(header.SeriesNumber),
+                        description=str(header.SeriesDescription).strip(),
+                        study_date=f"{date[:4]}-{date[4:6]}-{date[6:8]}", files=tuple(sorted(files)))
+
+
+def build_vendor_project(keys: Keys, members: set[str]) -> Project:
+    """Project VENDOR: a subject per vendor, a session per source study, a scan per series."""
+    project = Project(id="VENDOR", name="Vendor QA DICOM", secondary_id="Vendor",
+                      description="Public QA series from GE, Siemens and Philips scanners (BSD-2-Clause, "
+                                  "by Chris Rorden and co-authors; see tests/data/README.md).",
+                      accessibility="protected", members=set(members), pi_firstname="Chris",
+                      pi_lastname="Rorden")
+    subjects: dict[str, Subject] = {}
+    for vendor_session in vendor_sessions():
+        subject = subjects.get(vendor_session.subject)
+        if subject is None:
+            subject = subjects[vendor_session.subject] = Subject(id=keys.subject_id(),
+                                                                 label=vendor_session.subject)
+            project.subjects.append(subject)
+        session = Session(id=keys.session_id(), label=vendor_session.label,
+                          date=vendor_session.series[0].study_date)
+        for series in vendor_session.series:
+            files = [File(name=name, size=len(payload), payload=payload, _md5=md5)
+                     for name, payload, md5 in series.files]
+            session.scans.append(Scan(id=series.series_number, type=series.description,
+                                      series_description=series.description, key=keys.scan_key(),
+                                      resources=[Resource(label="DICOM", cat_id=keys.cat_id(), files=files)]))
+        subject.sessions.append(session)
+    return project
