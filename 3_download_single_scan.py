@@ -19,12 +19,13 @@ import common
 from xnat_download.catalog import (Scan, Session, describe_scans, find_subject, list_project,
     pick_session, scans_with_files)
 from xnat_download.cli import add_download_options, base_parser, run, setup_logging
-from xnat_download.config import demo_sandbox, resolve_config
+from xnat_download.config import SiteDefaults, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
 from xnat_download.download import DownloadOptions, download_jobs
 from xnat_download.errors import XnatError
 from xnat_download.plan import Job
 
+SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
 SUBJECT = None      # label or ID; None takes the first subject (natural order)
 SESSION = None      # label or ID; None takes the subject's first session with the resource
 SCAN = None         # scan ID; None takes the session's first scan with the resource
@@ -32,12 +33,12 @@ BIDS_MAP = common.BIDS_MAP   # --bids: how scan types become BIDS names (see com
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = base_parser(__doc__)
+    parser = base_parser(__doc__, SITE)
     which = parser.add_argument_group("which scan")
     which.add_argument("--subject", default=SUBJECT, metavar="LABEL")
     which.add_argument("--session", default=SESSION, metavar="LABEL")
     which.add_argument("--scan", default=SCAN, metavar="ID")
-    add_download_options(parser)
+    add_download_options(parser, SITE)
     return parser
 
 
@@ -46,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args)
     options = DownloadOptions.from_args(args, parser, BIDS_MAP)
-    with demo_sandbox(args):
-        config = resolve_config(args)
-        with XnatClient(config, args.workers, args.retries, args.timeout) as client:
+    with demo_sandbox(args) as demo:
+        config = resolve_config(args, SITE, demo)
+        with XnatClient(config) as client:
             subjects = list_project(client, config.project)
             # Without --subject, a session is looked up (or the first one taken) across the project.
             subject = find_subject(subjects, args.subject, config.project) if args.subject else None

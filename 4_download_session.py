@@ -22,12 +22,13 @@ from xnat_download.catalog import (Scan, Session, Subject, describe_scans, filte
     find_subject, list_project, list_session_files, natural_key, parse_shard, passes_filters,
     pick_session, scans_with_files, shard, some)
 from xnat_download.cli import add_download_options, base_parser, note, run, setup_logging
-from xnat_download.config import Config, demo_sandbox, resolve_config
+from xnat_download.config import Config, SiteDefaults, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
 from xnat_download.download import DownloadOptions, download_jobs
 from xnat_download.errors import XnatError
 from xnat_download.plan import Job
 
+SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
 SUBJECT = None      # label or ID; None takes the first subject (natural order)
 SESSION = None      # label or ID; None takes the subject's first session with the resource
 SCAN_TYPES = []     # e.g. ["T1", "func*"]: types or series descriptions; [] keeps every scan
@@ -36,7 +37,7 @@ BIDS_MAP = common.BIDS_MAP   # --bids: how scan types become BIDS names (see com
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = base_parser(__doc__)
+    parser = base_parser(__doc__, SITE)
     which = parser.add_argument_group("which session and scans")
     which.add_argument("--subject", default=SUBJECT, metavar="LABEL")
     which.add_argument("--session", default=SESSION, metavar="LABEL")
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="every session of --subject, or of the whole project")
     which.add_argument("--shard", type=parse_shard, metavar="K/N",
                        help="with --all-sessions: only the K-th of N slices of the sessions")
-    add_download_options(parser)
+    add_download_options(parser, SITE)
     return parser
 
 
@@ -60,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--session and --all-sessions exclude each other")
     setup_logging(args)
     options = DownloadOptions.from_args(args, parser, BIDS_MAP)
-    with demo_sandbox(args):
-        config = resolve_config(args)
-        with XnatClient(config, args.workers, args.retries, args.timeout) as client:
+    with demo_sandbox(args) as demo:
+        config = resolve_config(args, SITE, demo)
+        with XnatClient(config) as client:
             subjects = list_project(client, config.project)
             if args.all_sessions:
                 skipped: list[str] = []

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+
+import pytest
 
 from cli import REPO
 
@@ -21,3 +26,18 @@ def test_common_and_the_package_never_import_a_script_nor_common_the_package():
     assert not re.search(r"^\s*(from|import)\s+xnat_download", (REPO / "common.py").read_text(), re.M)
     for path in [REPO / "common.py", *PACKAGE.glob("*.py")]:
         assert not re.search(r"^\s*(from|import)\s+\d_", path.read_text(), re.M), path
+
+
+@pytest.mark.xfail(not (PACKAGE / "names.py").exists(), strict=True,
+                   reason="the cleaning of server names still lives in common.py; it moves into "
+                          "xnat_download/names.py on its own branch")
+def test_the_package_imports_without_common_py(tmp_path):
+    """Copied alone, the package works: the scripts pass the site's defaults in."""
+    shutil.copytree(PACKAGE, tmp_path / "xnat_download", ignore=shutil.ignore_patterns("__pycache__"))
+    modules = [path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"]
+    code = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+            "[importlib.import_module('xnat_download.' + name) for name in sys.argv[2:]]")
+    # -I: neither the repository nor PYTHONPATH is on sys.path, so common.py cannot be found.
+    result = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path), *modules],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

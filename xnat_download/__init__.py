@@ -1,11 +1,13 @@
 """The machinery of the xnat-download scripts, one concern per module.
 
-Imports run one way: the scripts import this package and common.py; the modules import common.py
-(the site defaults and the folder layout) and the modules listed before them here:
+Imports run one way: the scripts import this package and common.py, and pass common.py's site
+defaults (config.SiteDefaults) and folder layout in; a module imports only the modules listed
+before it here, never common.py nor a script:
 
     errors      the errors a run can end with, exit codes, secrets scrubbed from messages
     cli         options, logging, notes and warnings, run(main): one line and an exit code
-    config      settings and credentials: option > environment > common.py > ~/.netrc > prompt
+    config      settings and credentials: option > environment > site defaults > ~/.netrc >
+                prompt; every environment variable is read here
     connection  xnatpy login, GET with retries and backoff, a fresh login on 401
     catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
     plan        which files of a scan to fetch, and the safe path each one takes

@@ -11,7 +11,6 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from common import BIDS_DIR, OUTPUT_DIR, RESOURCE, RETRIES, TIMEOUT, WORKERS
 from xnat_download.errors import ExitStatus, Interrupted, XnatError, redact
 
 log = logging.getLogger("xnat_download")
@@ -75,11 +74,11 @@ def _raise_interrupted(signum, frame) -> None:
 
 # --- Command line ------------------------------------------------------------------------------
 
-def base_parser(doc: str) -> argparse.ArgumentParser:
+def base_parser(doc: str, site: SiteDefaults) -> argparse.ArgumentParser:
     """A parser with the options every script has; the module docstring is its description."""
     parser = argparse.ArgumentParser(
         prog=script_name(), description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_argument_group("connection (defaults: environment, then common.py)")
+    group = parser.add_argument_group(f"connection (defaults: environment, then {site.where})")
     group.add_argument("--server", metavar="URL", help="XNAT address (XNAT_HOST, XNAT_SERVER)")
     group.add_argument("--project", metavar="ID", help="project ID (XNAT_PROJECT, PROJECT_ID)")
     group.add_argument("--user", metavar="NAME",
@@ -93,27 +92,38 @@ def base_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def add_download_options(parser: argparse.ArgumentParser) -> None:
+def add_download_options(parser: argparse.ArgumentParser, site: SiteDefaults) -> None:
+    """The options of scripts 3 and 4, their defaults the site's."""
     group = parser.add_argument_group("download")
-    group.add_argument("--output-dir", metavar="DIR", help=f"where to write (default {OUTPUT_DIR})")
-    group.add_argument("--resource", default=RESOURCE, help=f"resource to download (default {RESOURCE})")
-    group.add_argument("--workers", type=positive_int, default=WORKERS,
-                       help=f"files fetched at once (default {WORKERS}; 1 is sequential)")
-    group.add_argument("--retries", type=non_negative_int, default=RETRIES,
-                       help=f"retries per file after a failure (default {RETRIES})")
-    group.add_argument("--timeout", type=positive_float, default=TIMEOUT, metavar="SECONDS",
-                       help=f"give up on an attempt after this long without data (default {TIMEOUT})")
+    group.add_argument("--output-dir", metavar="DIR", help=f"where to write (default {site.output_dir})")
+    group.add_argument("--resource", default=site.resource,
+                       help=f"resource to download (default {site.resource})")
+    group.add_argument("--workers", type=positive_int, default=site.workers,
+                       help=f"files fetched at once (default {site.workers}; 1 is sequential)")
+    group.add_argument("--retries", type=non_negative_int, default=site.retries,
+                       help=f"retries per file after a failure (default {site.retries})")
+    group.add_argument("--timeout", type=positive_float, default=site.timeout, metavar="SECONDS",
+                       help=f"give up on an attempt after this long without data (default {site.timeout})")
     group.add_argument("--transfer", choices=("auto", "zip", "files"), default="auto",
                        help="how a scan's files travel: one zip stream per scan, one request per "
                             "file, or (auto, the default) whichever finishes the session sooner")
-    group.add_argument("--bids", nargs="?", const=BIDS_DIR, metavar="DIR",
+    group.add_argument("--bids", nargs="?", const=site.bids_dir, metavar="DIR",
                        help=f"also convert what was downloaded into a BIDS dataset in DIR (default "
-                            f"{BIDS_DIR}), with dcm2niix")
-    group.add_argument("--bids-config", metavar="FILE",
+                            f"{site.bids_dir}), with dcm2niix")
+    group.add_argument("--bids-config", metavar="FILE", action=_ImpliesBids, const=site.bids_dir,
                        help="name scans for --bids by this dcm2bids configuration file instead of "
                             "the default map (implies --bids)")
     group.add_argument("--dry-run", action="store_true",
                        help="show what would be downloaded, write nothing")
+
+
+class _ImpliesBids(argparse.Action):
+    """--bids-config FILE: also --bids, into the site's folder unless --bids names one."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        if namespace.bids is None:
+            namespace.bids = self.const
 
 
 def positive_int(text: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import random
 import re
 import threading
@@ -14,7 +13,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from common import RETRIES, RETRY_WAIT, TIMEOUT, WORKERS
 from xnat_download.cli import warn
 from xnat_download.config import Config
 from xnat_download.errors import AuthError, NotFound, XnatError
@@ -31,18 +29,14 @@ class XnatClient:
     a fresh login when the session expires mid-run, and one-line errors.
     """
 
-    def __init__(self, config: Config, workers: int = WORKERS, retries: int = RETRIES,
-                 timeout: float = TIMEOUT) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.server = config.server
         self.host = urlsplit(config.server).hostname or config.server
-        self.retries = retries
-        self.timeout = timeout
-        try:
-            self.retry_wait = float(os.environ.get("XNAT_RETRY_WAIT", RETRY_WAIT))
-        except ValueError:
-            raise XnatError(f"XNAT_RETRY_WAIT must be a number of seconds, not "
-                            f"{os.environ['XNAT_RETRY_WAIT']!r}") from None
+        self.retries = config.retries
+        self.timeout = config.timeout
+        self.retry_wait = config.retry_wait
+        workers = config.workers
         # The quickest answer to a listing so far: what one more request costs at least, here.
         self.request_seconds = 0.0
         self._login_lock = threading.Lock()
@@ -59,8 +53,7 @@ class XnatClient:
         # it once, with the same variables and precedence requests itself uses.
         self.http.proxies = requests.utils.get_environ_proxies(self.server)
         if self.http.verify is True:
-            self.http.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
-                                or os.environ.get("CURL_CA_BUNDLE") or True)
+            self.http.verify = config.ca_bundle or True
         self.http.trust_env = False
 
     def _login(self):

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from common import BIDS_DIR
 from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix, planned_name
 from xnat_download.bids_names import ConfigError, load_config, number_runs
 from xnat_download.catalog import Session
@@ -46,7 +45,7 @@ class DownloadOptions:
                 except ConfigError as error:
                     parser.error(f"--bids-config: {error}")
             dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix()
-            bids = BidsOptions(Path(args.bids or BIDS_DIR), bids_map, config, dcm2niix)
+            bids = BidsOptions(Path(args.bids), bids_map, config, dcm2niix)
         return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
                    transfer=args.transfer, bids=bids)
 
