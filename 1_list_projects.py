@@ -14,10 +14,11 @@ import sys
 
 import common
 from xnat_download.catalog import list_projects
-from xnat_download.cli import base_parser, note, print_columns, run, setup_logging
+from xnat_download.cli import base_parser, print_columns, run, setup_logging
 from xnat_download.config import SiteDefaults, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus
+from xnat_download.output import note
 
 SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
 

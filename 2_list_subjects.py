@@ -17,10 +17,11 @@ import sys
 
 import common
 from xnat_download.catalog import Subject, count_files, find_subject, list_project, natural_key
-from xnat_download.cli import base_parser, human_size, print_columns, run, setup_logging
+from xnat_download.cli import base_parser, print_columns, run, setup_logging
 from xnat_download.config import SiteDefaults, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus
+from xnat_download.output import human_size
 
 SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
 SUBJECT = None      # a subject label or ID; None shows the first one

@@ -21,11 +21,12 @@ import common
 from xnat_download.catalog import (Scan, Session, Subject, describe_scans, filter_scans,
     find_subject, list_project, list_session_files, natural_key, parse_shard, passes_filters,
     pick_session, scans_with_files, shard, some)
-from xnat_download.cli import add_download_options, base_parser, note, run, setup_logging
+from xnat_download.cli import add_download_options, base_parser, run, setup_logging
 from xnat_download.config import Config, SiteDefaults, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
 from xnat_download.download import DownloadOptions, download_jobs
 from xnat_download.errors import XnatError
+from xnat_download.output import note
 from xnat_download.plan import Job
 
 SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
@@ -107,7 +108,7 @@ def all_session_jobs(client: XnatClient, subjects: list[Subject], args: argparse
         raise XnatError(f"{where} has no session to download")
     sessions = shard(sessions, args.shard)
     if not sessions:
-        note(f"shard {args.shard[0]}/{args.shard[1]} has no session to download", args.quiet)
+        note(f"shard {args.shard[0]}/{args.shard[1]} has no session to download")
         return
     found_any = False
     for session in sessions:
@@ -121,7 +122,7 @@ def all_session_jobs(client: XnatClient, subjects: list[Subject], args: argparse
         else:
             skipped.append(f"session {session.label}")
             note(f"skipped session {session.label}: no scan with a {args.resource} resource "
-                 f"passes the filters", args.quiet)
+                 f"passes the filters")
     if not found_any:
         types = sorted({scan.type for session in sessions for scan in session.scans if scan.type},
                        key=natural_key)
@@ -145,7 +146,7 @@ def report_without_resource(session: Session, scans: list[Scan],
         if scan.id not in having and passes_filters(scan, args.scan_types, args.scans):
             skipped.append(f"scan {scan.id} of {session.label}")
             note(f"skipped scan {scan.id} ({scan.type}) of {session.label}: no "
-                 f"{args.resource} resource", args.quiet)
+                 f"{args.resource} resource")
     return skipped
 
 

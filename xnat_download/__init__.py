@@ -5,9 +5,11 @@ defaults (config.SiteDefaults) and folder layout in; a module imports only the m
 before it here, never common.py nor a script:
 
     errors      the errors a run can end with, exit codes, secrets scrubbed from messages
-    cli         options, logging, notes and warnings, run(main): one line and an exit code
+    output      the one channel on stderr: notes, warnings, errors and details as records of the
+                xnat_download logger, one formatter that prefixes and redacts every line
     config      settings and credentials: option > environment > site defaults > ~/.netrc >
                 prompt; every environment variable is read here
+    cli         options, the levels -q and -v set, run(main): one line and an exit code
     connection  xnatpy login, GET with retries and backoff, a fresh login on 401
     catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
     plan        which files of a scan to fetch, and the safe path each one takes

@@ -1,5 +1,6 @@
-"""The command-line frame every script shares: options, logging, talk on stderr, and `run`, the
-one place where an error, Ctrl-C or a closed pipe becomes one line and an exit code."""
+"""The command-line frame every script shares: options, the levels -q and -v give the output
+channel (output.py), and `run`, the one place where an error, Ctrl-C or a closed pipe becomes one
+line and an exit code."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,9 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from xnat_download.errors import ExitStatus, Interrupted, XnatError, redact
-
-log = logging.getLogger("xnat_download")
+from xnat_download.config import SiteDefaults
+from xnat_download.errors import ExitStatus, Interrupted, XnatError
+from xnat_download.output import AS_IS, log, send_to_stderr
 
 # --- Running a script: one place turns every failure into one line ---------------------------
 
@@ -21,20 +22,10 @@ def script_name() -> str:
     return Path(sys.argv[0]).name or "xnat-download"
 
 
-def warn(message: str) -> None:
-    """A warning line of its own; shown even with --quiet."""
-    print(f"{script_name()}: warning: {redact(message)}", file=sys.stderr, flush=True)
-
-
-def note(message: str, quiet: bool = False) -> None:
-    """A note for the user on stderr, hidden by --quiet."""
-    if not quiet:
-        print(redact(message), file=sys.stderr, flush=True)
-
-
 def run(main: Callable[[], int]) -> int:
     """Run a script's main, turning errors, Ctrl-C and closed pipes into one line and an exit code."""
-    prog = script_name()
+    # Until main sets the level from -q/-v: an error raised before that still gets its one line.
+    send_to_stderr(script_name(), logging.INFO, verbose=False)
     # A file-size limit (ulimit -f) must surface as an OSError we report, not kill the process.
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -42,13 +33,13 @@ def run(main: Callable[[], int]) -> int:
     try:
         return int(main())
     except XnatError as error:
-        _print_traceback_if_verbose()
-        print(f"{prog}: error: {redact(str(error))}", file=sys.stderr, flush=True)
+        _log_traceback_if_verbose()
+        log.error(str(error))
         return ExitStatus.ERROR
     except (KeyboardInterrupt, Interrupted) as stop:
-        _print_traceback_if_verbose()
-        print(f"{prog}: interrupted; running the same command again resumes where it stopped",
-              file=sys.stderr, flush=True)
+        _log_traceback_if_verbose()
+        log.error(f"{script_name()}: interrupted; running the same command again resumes where it "
+                  f"stopped", extra=AS_IS)
         return getattr(stop, "exit_status", ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # The reader (head, less) went away: not our failure. Point stdout at devnull so the
@@ -56,16 +47,15 @@ def run(main: Callable[[], int]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitStatus.OK
     except Exception as error:  # a bug or an unforeseen local failure: still one line
-        _print_traceback_if_verbose()
+        _log_traceback_if_verbose()
         hint = "" if log.isEnabledFor(logging.DEBUG) else " (run again with --verbose for details)"
-        message = f"unexpected {type(error).__name__}: {error}{hint}"
-        print(f"{prog}: error: {redact(message)}", file=sys.stderr, flush=True)
+        log.error(f"unexpected {type(error).__name__}: {error}{hint}")
         return ExitStatus.ERROR
 
 
-def _print_traceback_if_verbose() -> None:
+def _log_traceback_if_verbose() -> None:
     if log.isEnabledFor(logging.DEBUG):
-        print(redact(traceback.format_exc()), file=sys.stderr, end="", flush=True)
+        log.debug(traceback.format_exc().rstrip("\n"), extra=AS_IS)
 
 
 def _raise_interrupted(signum, frame) -> None:
@@ -148,23 +138,9 @@ def positive_float(text: str) -> float:
 
 
 def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    log.setLevel(level)
-    # urllib3 at DEBUG prints one line per request: useful with --verbose, noise otherwise.
-    logging.getLogger("urllib3").setLevel(logging.DEBUG if args.verbose else logging.ERROR)
-
-
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = ()
-        return True
+    """-v shows details (and tracebacks), -q leaves errors and warnings; notes otherwise."""
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    send_to_stderr(script_name(), level, args.verbose)
 
 
 def print_columns(rows: list[list[str]], indent: str = "", width: int | None = None) -> None:
@@ -173,14 +149,3 @@ def print_columns(rows: list[list[str]], indent: str = "", width: int | None = N
     for row in rows:
         line = indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))
         print(line[:width].rstrip() if width else line.rstrip())
-
-
-def human_size(size: int | None) -> str:
-    if size is None or size < 0:
-        return ""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

@@ -17,8 +17,8 @@ from types import ModuleType
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from xnat_download.cli import note
 from xnat_download.errors import XnatError, register_secret
+from xnat_download.output import note
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,6 @@ class Config:
     secret: str | None = field(repr=False)
     credentials_from: str          # where user and secret came from, for error messages
     output_dir: Path
-    quiet: bool = False
     demo: bool = False
     workers: int = 8               # connections at once
     retries: int = 5               # extra attempts after the first fails
@@ -127,7 +126,7 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
     output = getattr(args, "output_dir", None) or site.output_dir
     sources = describe_sources(user_from, secret_from, constant)
     return Config(server=server.rstrip("/"), project=project, user=user, secret=secret,
-                  credentials_from=sources, output_dir=Path(output), quiet=args.quiet,
+                  credentials_from=sources, output_dir=Path(output),
                   demo=demo is not None, workers=getattr(args, "workers", site.workers),
                   retries=getattr(args, "retries", site.retries),
                   timeout=getattr(args, "timeout", site.timeout),
@@ -199,6 +198,6 @@ def demo_sandbox(args: argparse.Namespace) -> Iterator[DemoServer | None]:
     from sandbox import Sandbox  # only the demo needs it (and pydicom)
 
     with Sandbox() as server:
-        note(f"Demo: a sandbox XNAT serves the demo project at {server.url}", args.quiet)
+        note(f"Demo: a sandbox XNAT serves the demo project at {server.url}")
         yield DemoServer(url=server.url, user=server.user, secret=server.password)
 

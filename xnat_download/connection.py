@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from xnat_download.cli import warn
 from xnat_download.config import Config
 from xnat_download.errors import AuthError, NotFound, XnatError
+from xnat_download.output import warn
 
 MAX_RETRY_WAIT = 60.0
 LOGOUT_TIMEOUT = 1.0

@@ -4,7 +4,6 @@ list what failed."""
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -12,11 +11,11 @@ from typing import Iterable
 from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix, planned_name
 from xnat_download.bids_names import ConfigError, load_config, number_runs
 from xnat_download.catalog import Session
-from xnat_download.cli import human_size, note
 from xnat_download.config import Config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
 from xnat_download.manifest import Manifest, already_there, someone_elses
+from xnat_download.output import always, human_size, note
 from xnat_download.plan import Job, ScanPlan, plan_scan
 from xnat_download.transfer import Downloader
 
@@ -66,7 +65,7 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
     if options.dry_run:
         return show_jobs(client, config, jobs, options)
     bids = BidsWriter(options.bids, config.project, output_dir) if options.bids else None
-    downloader = Downloader(client, options.workers, output_dir, config.quiet, options.transfer,
+    downloader = Downloader(client, options.workers, output_dir, options.transfer,
                             on_scan_ready=bids.scan_ready if bids else None)
     try:
         for job in jobs:
@@ -81,11 +80,11 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
     summary = downloader.summary
     summary.started = config.started
     summary.skipped = skipped
-    note(summary.line(output_dir), config.quiet)
+    note(summary.line(output_dir))
     if bids:
-        report_bids(bids, config.quiet)
+        report_bids(bids)
     for failure in summary.failed + (bids.failed if bids else []):
-        print(f"  failed: {failure}", file=sys.stderr)
+        always(f"  failed: {failure}")
     problems = []
     if summary.failed:
         retryable = len(summary.failed) - summary.needs_attention
@@ -109,11 +108,11 @@ def plan_job(client: XnatClient, config: Config, job: Job, options: DownloadOpti
             for scan in job.scans]
 
 
-def report_bids(bids: BidsWriter, quiet: bool) -> None:
+def report_bids(bids: BidsWriter) -> None:
     if bids.skipped:
-        note(f"no BIDS name for (not converted): {'; '.join(bids.skipped)}", quiet)
+        note(f"no BIDS name for (not converted): {'; '.join(bids.skipped)}")
     note(f"BIDS: {bids.converted} scan(s) converted, {bids.unchanged} already converted, "
-         f"{len(bids.failed)} failed -> {bids.folder}", quiet)
+         f"{len(bids.failed)} failed -> {bids.folder}")
 
 
 def show_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions) -> int:

@@ -13,9 +13,9 @@ from stat import S_ISREG
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from xnat_download.cli import note, warn
 from xnat_download.disk import describe_disk_error, digest_of, write_json
 from xnat_download.errors import DiskProblem, XnatError
+from xnat_download.output import note, warn
 from xnat_download.plan import PlannedFile
 
 MANIFEST_NAME = ".xnat-manifest.json"
@@ -91,7 +91,7 @@ class Manifest:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path, quiet: bool) -> Iterator[None]:
+def folder_lock(folder: Path) -> Iterator[None]:
     """Hold the scan folder for this process: a second download into it waits, then resumes."""
     try:
         handle = open(folder / LOCK_NAME, "a+b")
@@ -104,7 +104,7 @@ def folder_lock(folder: Path, quiet: bool) -> Iterator[None]:
             return
     try:
         if not _try_lock(handle):
-            note(f"waiting for another download into {folder} to finish", quiet)
+            note(f"waiting for another download into {folder} to finish")
             _lock(handle)
         yield
     finally:

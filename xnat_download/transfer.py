@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from xnat_download.cli import human_size
 from xnat_download.connection import XnatClient
 from xnat_download.disk import make_folder
 from xnat_download.errors import Interrupted
 from xnat_download.fetch_file import FileFailed, Transfer, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
 from xnat_download.manifest import Manifest, already_there, folder_lock, someone_elses
+from xnat_download.output import human_size
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
 from xnat_download.travel import Route, choose_routes, route
@@ -51,16 +51,15 @@ class Downloader:
     """Fetches planned scans, several connections at once, each file verified before it takes
     its final name."""
 
-    def __init__(self, client: XnatClient, workers: int, output_dir: Path, quiet: bool,
+    def __init__(self, client: XnatClient, workers: int, output_dir: Path,
                  transfer: str = "auto",
                  on_scan_ready: Callable[[ScanPlan, Manifest], None] | None = None) -> None:
         self.client = client
         self.workers = workers
         self.transfer_mode = transfer   # --transfer: auto, zip or files
         self.output_dir = output_dir
-        self.quiet = quiet
         self.summary = Summary()
-        self.transfer = Transfer(client, threading.Event(), _progress_bar(quiet))
+        self.transfer = Transfer(client, threading.Event(), _progress_bar())
         self.progress = self.transfer.progress
         self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
         self._scans: dict[int, ScanState] = {}
@@ -113,7 +112,7 @@ class Downloader:
         # Every folder once here, rather than a check per file as it is written.
         for folder in sorted({plan.folder} | {f.target.parent for f in plan.files}):
             make_folder(folder, self.output_dir)
-        stack.enter_context(folder_lock(plan.folder, self.quiet))
+        stack.enter_context(folder_lock(plan.folder))
         manifest = Manifest(plan.folder, plan.source)
         manifest.load()
         stack.callback(manifest.save)
@@ -211,11 +210,11 @@ class ScanState:
     broken: bool = False   # a file failed or was refused: the scan is not complete
 
 
-def _progress_bar(quiet: bool):
-    """Bytes and files on stderr, only for a person watching a terminal."""
+def _progress_bar():
+    """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
     from tqdm import tqdm
 
-    enabled = not quiet and sys.stderr.isatty()
+    enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
     return tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
                 file=sys.stderr, dynamic_ncols=True, leave=False)
 
