@@ -10,7 +10,8 @@ before it here, never common.py nor a script:
     config      settings and credentials: option > environment > site defaults > ~/.netrc >
                 prompt; every environment variable is read here
     cli         options, the levels -q and -v set, run(main): one line and an exit code
-    connection  xnatpy login, GET with retries and backoff, a fresh login on 401
+    retry       the retry rule: which answers, how long to wait, how often, when to log in again
+    connection  xnatpy login, GET retried by that rule, a fresh login on 401
     catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
     plan        which files of a scan to fetch, and the safe path each one takes
     disk        folders, digests and disk errors

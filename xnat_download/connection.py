@@ -1,14 +1,13 @@
-"""The connection to XNAT: xnatpy logs in and out, and its HTTP session carries our GETs, with
-retries and backoff, one fresh login when a session expires, and network errors in plain words."""
+"""The connection to XNAT: xnatpy logs in and out, and its HTTP session carries our GETs, retried
+by the rule in retry.py, with one fresh login when a session expires, and network errors in
+plain words."""
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-import random
 import re
 import threading
-import time
 from urllib.parse import urlsplit
 
 import requests
@@ -16,8 +15,10 @@ import requests
 from xnat_download.config import Config
 from xnat_download.errors import AuthError, NotFound, XnatError
 from xnat_download.output import warn
+from xnat_download.retry import RetryRule, needs_fresh_login, retried
+# fetch_file and fetch_zip still take these two from here; they will use RetryRule.attempts.
+from xnat_download.retry import backoff, parse_retry_after  # noqa: F401
 
-MAX_RETRY_WAIT = 60.0
 LOGOUT_TIMEOUT = 1.0
 
 log = logging.getLogger("xnat_download")
@@ -36,6 +37,7 @@ class XnatClient:
         self.retries = config.retries
         self.timeout = config.timeout
         self.retry_wait = config.retry_wait
+        self.retry_rule = RetryRule(config.retries, config.retry_wait)
         workers = config.workers
         # The quickest answer to a listing so far: what one more request costs at least, here.
         self.request_seconds = 0.0
@@ -157,7 +159,7 @@ class XnatClient:
             generation = self._login_generation
             response = self.http.get(url, params=params, headers=headers, stream=stream,
                                      timeout=(min(self.timeout, 30), self.timeout))
-            if response.status_code == 401 or lands_on_login_page(response):
+            if needs_fresh_login(response):
                 response.close()
                 if attempt == 0:
                     self.relogin(generation)
@@ -172,22 +174,18 @@ class XnatClient:
         404 and 403 become XnatError(status) for the caller to explain with context.
         """
         params = dict(params or {}, format="json")
-        last_problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(backoff(attempt, self.retry_wait, retry_after))
-            retry_after = None
+        attempts = self.retry_rule.attempts(what=path)
+        for _ in attempts:
             generation = self._login_generation
             try:
                 response = self.request(path, params=params)
             except requests.RequestException as error:
-                last_problem = describe_network_error(self.host, error)
+                attempts.failed(describe_network_error(self.host, error))
                 continue
             if response.status_code in (403, 404):
                 raise NotFound(response.status_code, path)
-            if response.status_code == 429 or response.status_code >= 500:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                last_problem = f"{self.host} answered {response.status_code} to {path}"
+            if retried(response.status_code):
+                attempts.failed_with(response, f"{self.host} answered {response.status_code} to {path}")
                 continue
             if response.status_code != 200:
                 raise XnatError(f"{self.host} answered {response.status_code} "
@@ -197,22 +195,17 @@ class XnatClient:
             try:
                 return parse_result_set(response)
             except ValueError as error:
-                last_problem = f"{self.host} sent an unusable listing for {path}: {error}"
-                log.debug(last_problem)
+                attempts.failed(f"{self.host} sent an unusable listing for {path}: {error}")
+                log.debug(attempts.problem)
                 if shows_login_form(response):
                     # Some sites answer an expired session with their login page and a 200.
                     self.relogin(generation)
-        raise XnatError(f"{last_problem} (after {self.retries + 1} attempts)")
+        raise XnatError(attempts.exhausted())
 
 
 def on_server(server: str, url: str) -> bool:
     """Whether a URL is server-relative or on our server (same scheme, host, port, path prefix)."""
     return "://" not in url or url.startswith(server + "/")
-
-
-def lands_on_login_page(response: requests.Response) -> bool:
-    """An expired session may be redirected to the login page instead of getting a 401."""
-    return bool(response.history) and "login" in response.url.lower()
 
 
 def shows_login_form(response: requests.Response) -> bool:
@@ -273,19 +266,3 @@ def describe_network_error(host: str, error: Exception) -> str:
     else:
         kind = f"the request failed ({type(error).__name__})"
     return f"could not reach {host}: {kind}"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: rare for XNAT; fall back to our own backoff
-
-
-def backoff(attempt: int, base: float, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry `attempt` (1, 2, ...): the server's Retry-After if it gave one,
-    otherwise doubling waits with jitter so that parallel workers do not retry in lockstep."""
-    if retry_after is not None:
-        return min(retry_after, 5 * MAX_RETRY_WAIT)
-    return min(MAX_RETRY_WAIT, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-

@@ -14,7 +14,7 @@ from xnat_download.catalog import Session
 from xnat_download.config import Config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
-from xnat_download.manifest import Manifest, already_there, someone_elses
+from xnat_download.manifest import Manifest, check_on_disk
 from xnat_download.output import always, human_size, note
 from xnat_download.plan import Job, ScanPlan, plan_scan
 from xnat_download.transfer import Downloader
@@ -148,20 +148,15 @@ def show_plans(plans: list[ScanPlan], output_dir: Path) -> tuple[int, int, int]:
     for plan in plans:
         manifest = Manifest(plan.folder, plan.source)
         manifest.load()   # another source's folder is the same error as in a real run
-        fetch, theirs = [], []
-        for planned in plan.files:
-            if already_there(planned, manifest, record=False):
-                present += 1
-            elif someone_elses(planned, manifest):
-                theirs.append(planned)
-            else:
-                fetch.append(planned)
-        scan_bytes = sum(max(f.remote.size, 0) for f in fetch)
-        print(f"{plan.folder.relative_to(output_dir)}  {len(fetch)} files  {human_size(scan_bytes)}")
+        on_disk = check_on_disk(plan.files, manifest, record=False)
+        scan_bytes = sum(max(f.remote.size, 0) for f in on_disk.to_fetch)
+        print(f"{plan.folder.relative_to(output_dir)}  {len(on_disk.to_fetch)} files  "
+              f"{human_size(scan_bytes)}")
         for name, why in plan.refused:
             print(f"  would refuse {name!r}: {why}")
-        for planned in theirs:
+        for planned in on_disk.theirs:
             print(f"  would leave alone {planned.relative}: a different file of this name is there")
-        files += len(fetch)
+        files += len(on_disk.to_fetch)
         size += scan_bytes
+        present += len(on_disk.present)
     return files, size, present

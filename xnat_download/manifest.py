@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
 from typing import Iterator
@@ -136,6 +137,28 @@ except ImportError:  # Windows
     def _lock(handle) -> None:
         while not _try_lock(handle):
             time.sleep(0.5)
+
+
+@dataclass
+class OnDisk:
+    """A scan's planned files, sorted by what is on disk under their names."""
+    present: list[PlannedFile] = field(default_factory=list)    # verified: not fetched again
+    theirs: list[PlannedFile] = field(default_factory=list)     # a file we did not write: left alone
+    to_fetch: list[PlannedFile] = field(default_factory=list)
+
+
+def check_on_disk(files: list[PlannedFile], manifest: Manifest, record: bool = True) -> OnDisk:
+    """The one resume check, for a download and its --dry-run alike: which files are already
+    there and verified, which names someone else's file holds, and which files to fetch."""
+    found = OnDisk()
+    for planned in files:
+        if already_there(planned, manifest, record):
+            found.present.append(planned)
+        elif someone_elses(planned, manifest):
+            found.theirs.append(planned)
+        else:
+            found.to_fetch.append(planned)
+    return found
 
 
 def already_there(planned: PlannedFile, manifest: Manifest, record: bool = True) -> bool:
