@@ -14,6 +14,7 @@ before it here, never common.py nor a script:
     connection  xnatpy login, GET retried by that rule, a fresh login on 401
     catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
     plan        which files of a scan to fetch, and the safe path each one takes
+    selection   which session(s), scans and shard a download takes, and what it skips and why
     disk        folders, digests and disk errors
     manifest    .xnat-manifest.json and the folder lock
     fetch_file  one file by one request: .part, continued where allowed, verified, retried

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix, planned_name
 from xnat_download.bids_names import ConfigError, load_config, number_runs
@@ -16,7 +16,7 @@ from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
 from xnat_download.manifest import Manifest, check_on_disk
 from xnat_download.output import always, human_size, note
-from xnat_download.plan import Job, ScanPlan, plan_scan
+from xnat_download.plan import Job, ScanPlan, Skipped, plan_scan
 from xnat_download.transfer import Downloader
 
 
@@ -49,19 +49,20 @@ class DownloadOptions:
                    transfer=args.transfer, bids=bids)
 
 
-def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions,
-                  skipped: list[str] | None = None) -> int:
+def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job],
+                  options: DownloadOptions) -> int:
     """Download (or, with dry_run, show) each job as it comes, then report.
 
     `jobs` may be a generator that lists each session only when its turn comes, so that the first
-    files of a project arrive without waiting for every session's listing; it may add to
-    `skipped` as it goes. With --bids, each scan is converted as soon as its files are verified.
+    files of a project arrive without waiting for every session's listing; what each job skipped
+    is noted as it comes. With --bids, each scan is converted as soon as its files are verified.
     """
     output_dir = config.output_dir
     if output_dir.exists() and not output_dir.is_dir():
         raise XnatError(f"the output folder {output_dir} exists and is a file; "
                         f"choose another with --output-dir")
-    skipped = [] if skipped is None else skipped
+    skipped: list[Skipped] = []
+    jobs = noting_skips(jobs, skipped)
     if options.dry_run:
         return show_jobs(client, config, jobs, options)
     bids = BidsWriter(options.bids, config.project, output_dir) if options.bids else None
@@ -79,7 +80,7 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
             bids.close()
     summary = downloader.summary
     summary.started = config.started
-    summary.skipped = skipped
+    summary.skipped = [skip.what for skip in skipped]
     note(summary.line(output_dir))
     if bids:
         report_bids(bids)
@@ -100,6 +101,16 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
     if problems:
         raise XnatError("; and ".join(problems))
     return ExitStatus.OK
+
+
+def noting_skips(jobs: Iterable[Job], skipped: list[Skipped]) -> Iterator[Job]:
+    """The jobs with scans to fetch; what each skipped is noted (and kept for the summary)."""
+    for job in jobs:
+        for skip in job.skipped:
+            note(f"skipped {skip.what}: {skip.why}")
+        skipped.extend(job.skipped)
+        if job.scans:
+            yield job
 
 
 def plan_job(client: XnatClient, config: Config, job: Job, options: DownloadOptions) -> list[ScanPlan]:
