@@ -16,10 +16,10 @@ before it here, never common.py nor a script:
     plan        which files of a scan to fetch, and the safe path each one takes
     selection   which session(s), scans and shard a download takes, and what it skips and why
     disk        folders, digests and disk errors
-    manifest    .xnat-manifest.json and the folder lock
+    manifest    .xnat-manifest.json, the folder lock, and the resume check (check_on_disk)
     fetch_file  one file by one request: .part, continued where allowed, verified, retried
     fetch_zip   a scan as one zip stream, unpacked and verified entry by entry
-    travel      how each scan's files travel: one zip, or file by file
+    routing     the route chooser: one zip or file by file per scan, by a cost model of the network
     pool        the worker threads, which take follow-up tasks while they run
     transfer    one session's transfer: what is present, routes, outcomes, the tally
     bids_names  BIDS names: the default map, dcm2bids configurations, labels, runs

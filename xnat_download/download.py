@@ -16,7 +16,7 @@ from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
 from xnat_download.manifest import Manifest, check_on_disk
 from xnat_download.output import always, human_size, note
-from xnat_download.plan import Job, ScanPlan, Skipped, plan_scan
+from xnat_download.plan import SessionJob, ScanPlan, Skipped, plan_scan
 from xnat_download.transfer import Downloader
 
 
@@ -49,7 +49,7 @@ class DownloadOptions:
                    transfer=args.transfer, bids=bids)
 
 
-def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job],
+def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob],
                   options: DownloadOptions) -> int:
     """Download (or, with dry_run, show) each job as it comes, then report.
 
@@ -103,7 +103,7 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job],
     return ExitStatus.OK
 
 
-def noting_skips(jobs: Iterable[Job], skipped: list[Skipped]) -> Iterator[Job]:
+def noting_skips(jobs: Iterable[SessionJob], skipped: list[Skipped]) -> Iterator[SessionJob]:
     """The jobs with scans to fetch; what each skipped is noted (and kept for the summary)."""
     for job in jobs:
         for skip in job.skipped:
@@ -113,7 +113,7 @@ def noting_skips(jobs: Iterable[Job], skipped: list[Skipped]) -> Iterator[Job]:
             yield job
 
 
-def plan_job(client: XnatClient, config: Config, job: Job, options: DownloadOptions) -> list[ScanPlan]:
+def plan_job(client: XnatClient, config: Config, job: SessionJob, options: DownloadOptions) -> list[ScanPlan]:
     return [plan_scan(client, config.project, job.session, scan, options.resource,
                       job.files[scan.id], job.folder_of(scan), config.output_dir)
             for scan in job.scans]
@@ -126,7 +126,7 @@ def report_bids(bids: BidsWriter) -> None:
          f"{len(bids.failed)} failed -> {bids.folder}")
 
 
-def show_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions) -> int:
+def show_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob], options: DownloadOptions) -> int:
     """--dry-run: what a real run would fetch (and, with --bids, the names it would write)."""
     would_fetch_files = would_fetch_bytes = already_present = 0
     for job in jobs:

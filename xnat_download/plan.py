@@ -87,7 +87,7 @@ class Skipped:
 
 
 @dataclass
-class Job:
+class SessionJob:
     """One session to download: which of its scans, the folder each goes to, and what of it was
     skipped (a job may hold no scan at all, only what was skipped)."""
     session: Session

@@ -14,7 +14,7 @@ from xnat_download.catalog import (RemoteFile, Scan, Session, Subject, describe_
 from xnat_download.connection import XnatClient
 from xnat_download.errors import XnatError
 from xnat_download.output import note
-from xnat_download.plan import Job, Skipped
+from xnat_download.plan import SessionJob, Skipped
 
 # Where a scan of a session lands: common.single_scan_folder or common.session_scan_folder,
 # bound to the output folder.
@@ -42,14 +42,14 @@ class Wanted:
         return f" ({'; '.join(parts)})" if parts else ""
 
 
-def one_scan(client: XnatClient, subjects: list[Subject], wanted: Wanted, layout: Layout) -> Job:
+def one_scan(client: XnatClient, subjects: list[Subject], wanted: Wanted, layout: Layout) -> SessionJob:
     """The scan asked for (or the session's first with the resource) of the session asked for."""
     session, files = _session(client, subjects, wanted)
     scan = pick_scan(session, files, wanted.scan, wanted.resource)
     return _job(session, [scan], files, layout)
 
 
-def one_session(client: XnatClient, subjects: list[Subject], wanted: Wanted, layout: Layout) -> Job:
+def one_session(client: XnatClient, subjects: list[Subject], wanted: Wanted, layout: Layout) -> SessionJob:
     """The session asked for (or the first with the resource) and its scans that pass the filters."""
     session, files = _session(client, subjects, wanted)
     scans = scans_with_files(session, files)
@@ -66,7 +66,7 @@ def one_session(client: XnatClient, subjects: list[Subject], wanted: Wanted, lay
 
 
 def all_sessions(client: XnatClient, subjects: list[Subject], wanted: Wanted,
-                 layout: Layout) -> Iterator[Job]:
+                 layout: Layout) -> Iterator[SessionJob]:
     """A job per session of the subject or project (this shard's share), each listed only when its
     turn comes, so that the first files arrive without waiting for every listing. A session where
     nothing passes the filters comes as a job with no scans and the reason it was skipped; nothing
@@ -141,5 +141,5 @@ def _session(client: XnatClient, subjects: list[Subject], wanted: Wanted
 
 
 def _job(session: Session, scans: list[Scan], files: dict[str, list[RemoteFile]],
-         layout: Layout) -> Job:
-    return Job(session, scans, files, lambda scan: layout(session, scan))
+         layout: Layout) -> SessionJob:
+    return SessionJob(session, scans, files, lambda scan: layout(session, scan))

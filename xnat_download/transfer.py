@@ -1,5 +1,5 @@
 """The transfer of one session's planned scans: what is already verified is counted, how each
-scan travels is chosen (travel.py), and a pool of workers fetches zips and single files, handing
+scan travels is chosen (routing.py), and a pool of workers fetches zips and single files, handing
 each outcome to the main thread, which keeps the tally and sends on what a zip left."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from xnat_download.manifest import Manifest, already_there, folder_lock, someone
 from xnat_download.output import human_size
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
-from xnat_download.travel import Route, choose_routes, route
+from xnat_download.routing import Route, choose_routes, route
 
 log = logging.getLogger("xnat_download")
 
