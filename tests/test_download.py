@@ -296,7 +296,7 @@ def test_a_file_that_stays_wrong_fails_the_run_after_the_others_arrive(sandbox, 
 
 def test_a_file_the_server_cannot_find_is_listed_as_failed(sandbox, tmp_path):
     sandbox.faults.missing_count = 1
-    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--transfer", "files", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 1
     assert "404" in result.stderr and "failed: " in result.stderr
 
@@ -313,7 +313,8 @@ def test_an_expired_session_logs_in_again_and_carries_on(sandbox, tmp_path):
 def test_a_stalled_transfer_times_out_and_is_retried(sandbox, tmp_path):
     sandbox.faults.stall_count = 1
     sandbox.faults.stall_seconds = 30
-    result = run_script(SESSION_SCRIPT, "--timeout", "1", "--verbose", cwd=tmp_path, sandbox=sandbox)
+    result = run_script(SESSION_SCRIPT, "--timeout", "1", "--verbose", "--transfer", "files",
+                        cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert "the server stopped answering (timed out)" in result.stderr
     assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1",
@@ -457,9 +458,10 @@ def test_all_sessions_starts_downloading_before_listing_the_last_session(sandbox
     result = run_script(SESSION_SCRIPT, "--all-sessions", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     paths = [entry.path for entry in sandbox.log]
-    file_listings = [i for i, path in enumerate(paths) if path.endswith("/files")]
-    first_file = next(i for i, path in enumerate(paths) if "/files/" in path)
-    assert first_file < file_listings[-1]
+    file_listings = [i for i, path in enumerate(paths) if "/scans/ALL/" in path]
+    # A file, or a scan's zip (.../scans/<ID>/resources/DICOM/files).
+    first_data = next(i for i, path in enumerate(paths) if "/files" in path and "/scans/ALL/" not in path)
+    assert first_data < file_listings[-1]
 
 
 def test_a_different_file_left_by_something_else_is_never_overwritten(sandbox, tmp_path):

@@ -124,7 +124,8 @@ def test_a_redirect_to_the_login_page_brings_a_fresh_login(sandbox, tmp_path, wh
     first_file = session.scans[0].resources[0].files[0].name
     sandbox.faults.match = "/data/projects/DEMO/subjects" if where == "listing" else first_file
     sandbox.faults.redirect_count = 1
-    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+    route = ["--transfer", "files"] if where == "file" else []
+    result = run_script(SESSION_SCRIPT, *route, cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert_downloaded(tmp_path / "downloaded_data" / f"session-{FIRST_SESSION}", served_files(session))
     redirected = next(i for i, entry in enumerate(sandbox.log) if entry.status == 302)

@@ -11,6 +11,7 @@ before it here, never common.py nor a script:
                 prompt; every environment variable is read here
     cli         options, the levels -q and -v set, run(main): one line and an exit code
     retry       the retry rule: which answers, how long to wait, how often, when to log in again
+    meter       what the run has seen of the network: request time, own CPU, throughput
     connection  xnatpy login, GET retried by that rule, a fresh login on 401
     catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
     plan        which files of a scan to fetch, and the safe path each one takes

@@ -8,12 +8,14 @@ import json
 import logging
 import re
 import threading
+import time
 from urllib.parse import urlsplit
 
 import requests
 
 from xnat_download.config import Config
 from xnat_download.errors import AuthError, NotFound, XnatError
+from xnat_download.meter import NetworkMeter
 from xnat_download.output import warn
 from xnat_download.retry import RetryRule, needs_fresh_login, retried
 # fetch_file and fetch_zip still take these two from here; they will use RetryRule.attempts.
@@ -39,8 +41,8 @@ class XnatClient:
         self.retry_wait = config.retry_wait
         self.retry_rule = RetryRule(config.retries, config.retry_wait)
         workers = config.workers
-        # The quickest answer to a listing so far: what one more request costs at least, here.
-        self.request_seconds = 0.0
+        # What the requests so far have shown of the network, for the route chooser.
+        self.meter = NetworkMeter()
         self._login_lock = threading.Lock()
         self._login_generation = 0
         self._xnat = self._login()
@@ -177,11 +179,13 @@ class XnatClient:
         attempts = self.retry_rule.attempts(what=path)
         for _ in attempts:
             generation = self._login_generation
+            started_cpu = time.thread_time()
             try:
                 response = self.request(path, params=params)
             except requests.RequestException as error:
                 attempts.failed(describe_network_error(self.host, error))
                 continue
+            cpu_seconds = time.thread_time() - started_cpu
             if response.status_code in (403, 404):
                 raise NotFound(response.status_code, path)
             if retried(response.status_code):
@@ -190,8 +194,10 @@ class XnatClient:
             if response.status_code != 200:
                 raise XnatError(f"{self.host} answered {response.status_code} "
                                 f"{error_text(response)} to {path}")
-            elapsed = response.elapsed.total_seconds()
-            self.request_seconds = min(self.request_seconds or elapsed, elapsed)
+            if generation == self._login_generation:   # one request, not a login and a retry
+                # A listing's body is too short to show a connection's pace (it fits in the first
+                # window a connection sends at once): only its time counts, not its bytes.
+                self.meter.record_request(response.elapsed.total_seconds(), cpu_seconds)
             try:
                 return parse_result_set(response)
             except ValueError as error:

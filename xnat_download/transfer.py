@@ -83,7 +83,7 @@ class Downloader:
                     self._scan_done(plan)
             self.progress.refresh()
             pool = WorkerPool(self._work, self.workers, self.transfer.cancel)
-            for chosen in choose_routes(routes, self.workers, self.transfer_mode):
+            for chosen in choose_routes(routes, self.workers, self.transfer_mode, self.client.meter):
                 log.debug("scan %s: %d files %s", chosen.plan.scan.id, len(chosen.files),
                           "as one zip" if chosen.by_zip else "one by one")
                 self._submit(pool, chosen)
@@ -143,7 +143,7 @@ class Downloader:
         return missing
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
-        return route(plan, manifest, files, self.client.request_seconds, self.transfer_mode)
+        return route(plan, manifest, files, self.client.meter, self.transfer_mode)
 
     def _submit(self, pool: WorkerPool, chosen: Route, zip_attempts: int = 0) -> None:
         if chosen.by_zip:
