@@ -130,8 +130,15 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
                   demo=demo is not None, workers=getattr(args, "workers", site.workers),
                   retries=getattr(args, "retries", site.retries),
                   timeout=getattr(args, "timeout", site.timeout),
-                  retry_wait=retry_wait(site, env), dcm2niix=env.get("DCM2NIIX") or None,
+                  retry_wait=retry_wait(site, env), dcm2niix=dcm2niix_setting(env),
                   ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None)
+
+
+def dcm2niix_setting(environ: dict[str, str] | None = None) -> str | None:
+    """$DCM2NIIX: the dcm2niix --bids runs, where not the one on the PATH. A function of its own,
+    since --bids is checked before the rest of the configuration is resolved."""
+    env = os.environ if environ is None else environ
+    return env.get("DCM2NIIX") or None
 
 
 def retry_wait(site: SiteDefaults, environ: dict[str, str]) -> float:
