@@ -12,15 +12,19 @@ import json
 import shutil
 import sys
 
+import common
 from xnat_download.catalog import list_projects
-from xnat_download.cli import base_parser, note, print_columns, run, setup_logging
-from xnat_download.config import demo_sandbox, resolve_config
+from xnat_download.cli import base_parser, print_columns, run, setup_logging
+from xnat_download.config import SiteDefaults, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus
+from xnat_download.output import note
+
+SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = base_parser(__doc__)
+    parser = base_parser(__doc__, SITE)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON array")
     output.add_argument("--csv", action="store_true", help="print CSV with a header row")
@@ -30,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args)
-    with demo_sandbox(args):
-        config = resolve_config(args)
+    with demo_sandbox(args) as demo:
+        config = resolve_config(args, SITE, demo)
         with XnatClient(config) as client:
             rows = list_projects(client)
     projects = [{"id": row.get("ID", ""), "name": row.get("name", ""),

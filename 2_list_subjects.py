@@ -17,16 +17,18 @@ import sys
 
 import common
 from xnat_download.catalog import Subject, count_files, find_subject, list_project, natural_key
-from xnat_download.cli import base_parser, human_size, print_columns, run, setup_logging
-from xnat_download.config import demo_sandbox, resolve_config
+from xnat_download.cli import base_parser, print_columns, run, setup_logging
+from xnat_download.config import SiteDefaults, demo_sandbox, resolve_config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus
+from xnat_download.output import human_size
 
+SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
 SUBJECT = None      # a subject label or ID; None shows the first one
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = base_parser(__doc__)
+    parser = base_parser(__doc__, SITE)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--subject", default=SUBJECT, metavar="LABEL", help="the subject to show")
     which.add_argument("--all", action="store_true", help="every subject: one line per session")
@@ -39,15 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args)
-    with demo_sandbox(args):
-        config = resolve_config(args)
+    with demo_sandbox(args) as demo:
+        config = resolve_config(args, SITE, demo)
         with XnatClient(config) as client:
             subjects = list_project(client, config.project)
             if not args.all:
                 subject = find_subject(subjects, args.subject, config.project)
                 # File counts cost one request per session: only for the subject shown in detail.
                 for session in subject.sessions:
-                    count_files(client, session, common.RESOURCE)
+                    count_files(client, session, SITE.resource)
                 subjects = [subject]
     if args.json:
         json.dump([subject_as_dict(subject) for subject in subjects], sys.stdout, indent=2)

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +41,49 @@ def run_script(script: str, *args: str, cwd: Path, sandbox=None, env: dict | Non
 
 
 def start_script(script: str, *args: str, cwd: Path, env: dict) -> subprocess.Popen:
+    """Start a script to signal it later. Ctrl-C reaches it even when the tests run as a background
+    job, whose children inherit an ignored SIGINT (Python then installs no KeyboardInterrupt)."""
     return subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=cwd, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_in_process(script: str, *args: str, cwd: Path, env: dict, monkeypatch, capsys
+                   ) -> subprocess.CompletedProcess:
+    """Call a script's main in this process, as `python script args` would run it (its argv,
+    environment, folder, exit code, stdout and stderr), without a new interpreter's start-up."""
+    spec = importlib.util.spec_from_file_location(Path(script).stem, REPO / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
+    monkeypatch.chdir(cwd)
+    for key in list(os.environ):
+        if key not in env:
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from xnat_download.cli import run
+
+    root, ours = logging.getLogger(), logging.getLogger("xnat_download")
+    handlers, levels = root.handlers[:], (root.level, ours.level)
+    signals = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGXFSZ)}
+    capsys.readouterr()
+    try:
+        code = run(module.main)
+    except SystemExit as exit:   # argparse: --help, or bad usage
+        code = exit.code
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
+        for number, handler in signals.items():
+            signal.signal(number, handler)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess([script, *args], code, out, err)
 
 
 def md5_of(path: Path) -> str:

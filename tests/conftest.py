@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from cli import run_in_process, script_env  # noqa: E402
 from sandbox import Sandbox  # noqa: E402  (needs the path above)
 
 
@@ -36,3 +37,13 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
     yield make
     for instance in started:
         instance.stop()
+
+
+@pytest.fixture
+def in_process(monkeypatch, capsys) -> Callable[..., Any]:
+    """Run a script's main in this process (see cli.run_in_process): for the tests where starting
+    an interpreter would be most of the time, such as usage errors and dry runs."""
+    def call(script: str, *args: str, cwd: Path, sandbox: Sandbox | None = None):
+        return run_in_process(script, *args, cwd=cwd, env=script_env(cwd, sandbox),
+                              monkeypatch=monkeypatch, capsys=capsys)
+    return call

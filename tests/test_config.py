@@ -115,6 +115,8 @@ def test_project_option_beats_the_environment(sandbox, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_secret_is_not_an_option(sandbox, tmp_path):
-    result = run_script(SCRIPT, "--password", "x", cwd=tmp_path, sandbox=sandbox)
+def test_secret_is_not_an_option(sandbox, tmp_path, in_process):
+    result = in_process(SCRIPT, "--password", "x", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "1_list_projects.py: error: unrecognized arguments: --password x")

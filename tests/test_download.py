@@ -174,19 +174,22 @@ def test_shards_together_are_the_whole_with_no_overlap(sandbox, tmp_path):
     assert set(seen) == every and set(seen.values()) == {1}
 
 
-def test_an_empty_shard_exits_0_with_a_note(sandbox, tmp_path):
-    result = run_script(SESSION_SCRIPT, "--all-sessions", "--shard", "9/9", cwd=tmp_path, sandbox=sandbox)
+def test_an_empty_shard_exits_0_with_a_note(sandbox, tmp_path, in_process):
+    result = in_process(SESSION_SCRIPT, "--all-sessions", "--shard", "9/9", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert "shard 9/9 has no session to download" in result.stderr
 
 
-def test_shard_without_all_sessions_is_a_usage_error(sandbox, tmp_path):
-    result = run_script(SESSION_SCRIPT, "--shard", "1/2", cwd=tmp_path, sandbox=sandbox)
+def test_shard_without_all_sessions_is_a_usage_error(sandbox, tmp_path, in_process):
+    result = in_process(SESSION_SCRIPT, "--shard", "1/2", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "4_download_session.py: error: --shard works with --all-sessions")
+    assert sandbox.log == []
 
 
-def test_dry_run_writes_nothing_and_fetches_no_file(sandbox, tmp_path):
-    result = run_script(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
+def test_dry_run_writes_nothing_and_fetches_no_file(sandbox, tmp_path, in_process):
+    result = in_process(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "downloaded_data").exists()
     assert file_gets(sandbox) == []
@@ -455,9 +458,10 @@ def test_all_sessions_starts_downloading_before_listing_the_last_session(sandbox
     result = run_script(SESSION_SCRIPT, "--all-sessions", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     paths = [entry.path for entry in sandbox.log]
-    file_listings = [i for i, path in enumerate(paths) if path.endswith("/files")]
-    first_file = next(i for i, path in enumerate(paths) if "/files/" in path)
-    assert first_file < file_listings[-1]
+    file_listings = [i for i, path in enumerate(paths) if "/scans/ALL/" in path]
+    # A file, or a scan's zip (.../scans/<ID>/resources/DICOM/files).
+    first_data = next(i for i, path in enumerate(paths) if "/files" in path and "/scans/ALL/" not in path)
+    assert first_data < file_listings[-1]
 
 
 def test_a_different_file_left_by_something_else_is_never_overwritten(sandbox, tmp_path):
@@ -518,22 +522,22 @@ def test_all_sessions_of_a_subject_without_sessions_is_an_error(sandbox, tmp_pat
         "4_download_session.py: error: subject sub-3 in project DEMO has no session to download")
 
 
-def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, tmp_path):
+def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, tmp_path, in_process):
     assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
     folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
     sorted(data_files_below(folder).values())[0].unlink()
     count = len(expected_files(find_session(sandbox, "sub-2_ses-1")))
     sandbox.clear_log()
-    result = run_script(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
+    result = in_process(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert f"would download 1 files (" in result.stdout
     assert f"{count - 1} already present; nothing was written" in result.stdout
     assert file_gets(sandbox) == [] and len(data_files_below(folder)) == count - 1
 
 
-def test_dry_run_reports_a_folder_of_another_scan_as_the_real_run_would(sandbox, tmp_path):
+def test_dry_run_reports_a_folder_of_another_scan_as_the_real_run_would(sandbox, tmp_path, in_process):
     args = ["--subject", "sub-10", "--scan", "1"]
     assert run_script(SCAN_SCRIPT, *args, "--session", "sub-10_ses-1", cwd=tmp_path, sandbox=sandbox).returncode == 0
-    result = run_script(SCAN_SCRIPT, *args, "--session", "sub-10_ses-2", "--dry-run", cwd=tmp_path, sandbox=sandbox)
+    result = in_process(SCAN_SCRIPT, *args, "--session", "sub-10_ses-2", "--dry-run", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 1
     assert "holds another scan's data" in result.stderr.splitlines()[-1]

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 
 from cli import REPO
 
@@ -24,3 +27,15 @@ def test_common_and_the_package_never_import_a_script_nor_common_the_package_bey
     assert not re.search(r"^\s*(from|import)\s+(common|xnat_download)\b", (PACKAGE / "names.py").read_text(), re.M)
     for path in [REPO / "common.py", *PACKAGE.glob("*.py")]:
         assert not re.search(r"^\s*(from|import)\s+\d_", path.read_text(), re.M), path
+
+
+def test_the_package_imports_without_common_py(tmp_path):
+    """Copied alone, the package works: the scripts pass the site's defaults in."""
+    shutil.copytree(PACKAGE, tmp_path / "xnat_download", ignore=shutil.ignore_patterns("__pycache__"))
+    modules = [path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"]
+    code = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+            "[importlib.import_module('xnat_download.' + name) for name in sys.argv[2:]]")
+    # -I: neither the repository nor PYTHONPATH is on sys.path, so common.py cannot be found.
+    result = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path), *modules],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

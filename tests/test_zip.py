@@ -144,9 +144,10 @@ def test_two_runs_into_one_folder_by_zip_end_with_one_verified_copy(sandbox, tmp
 
 
 def test_auto_spreads_a_dominant_scan_and_zips_the_others(make_sandbox, tmp_path):
-    # One scan of 60 files beside three of 5: one zip of the big scan would be the whole wait.
+    # One scan of 60 files beside three of 5: one zip of the big scan would be the whole wait, on
+    # a network whose requests wait (latency) far longer than they compute, even on a busy machine.
     sandbox = make_sandbox(scale=Scale(subjects=1, sessions_per_subject=1, scans_per_session=4,
-                                       files_per_scan=5, file_size=32 * 1024, first_scan_files=60))
+                                       files_per_scan=5, file_size=256 * 1024, first_scan_files=60))
     sandbox.faults.latency = 0.01
     result = run_script(SESSION_SCRIPT, "--project", "BIG", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
@@ -157,6 +158,9 @@ def test_auto_spreads_a_dominant_scan_and_zips_the_others(make_sandbox, tmp_path
 
 
 def test_one_scan_with_many_workers_comes_file_by_file(sandbox, tmp_path):
+    # Over a network with latency, where requests overlap (with none, they only take turns
+    # computing, and one zip is sooner).
+    sandbox.faults.latency = 0.05
     result = run_script(SCAN_SCRIPT, cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert sandbox.zip_requests() == [] and len(sandbox.file_requests()) == 5

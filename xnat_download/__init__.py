@@ -1,21 +1,27 @@
 """The machinery of the xnat-download scripts, one concern per module.
 
-Imports run one way: the scripts import this package and common.py; the modules import common.py
-(the site defaults and the folder layout) and the modules listed before them here; common.py
-imports names, which imports neither common.py nor any other module:
+Imports run one way: the scripts import this package and common.py, and pass common.py's site
+defaults (config.SiteDefaults) and folder layout in; a module imports only the modules listed
+before it here, never common.py nor a script (common.py imports names, the first of them):
 
     names       server names made safe: cleaned, cut, kept inside, tagged when they clean up alike
     errors      the errors a run can end with, exit codes, secrets scrubbed from messages
-    cli         options, logging, notes and warnings, run(main): one line and an exit code
-    config      settings and credentials: option > environment > common.py > ~/.netrc > prompt
-    connection  xnatpy login, GET with retries and backoff, a fresh login on 401
+    output      the one channel on stderr: notes, warnings, errors and details as records of the
+                xnat_download logger, one formatter that prefixes and redacts every line
+    config      settings and credentials: option > environment > site defaults > ~/.netrc >
+                prompt; every environment variable is read here
+    cli         options, the levels -q and -v set, run(main): one line and an exit code
+    retry       the retry rule: which answers, how long to wait, how often, when to log in again
+    meter       what the run has seen of the network: request time, own CPU, throughput
+    connection  xnatpy login, GET retried by that rule, a fresh login on 401
     catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
     plan        which files of a scan to fetch, and the safe path each one takes
+    selection   which session(s), scans and shard a download takes, and what it skips and why
     disk        folders, digests and disk errors
-    manifest    .xnat-manifest.json and the folder lock
+    manifest    .xnat-manifest.json, the folder lock, and the resume check (check_on_disk)
     fetch_file  one file by one request: .part, continued where allowed, verified, retried
     fetch_zip   a scan as one zip stream, unpacked and verified entry by entry
-    travel      how each scan's files travel: one zip, or file by file
+    routing     the route chooser: one zip or file by file per scan, by a cost model of the network
     pool        the worker threads, which take follow-up tasks while they run
     transfer    one session's transfer: what is present, routes, outcomes, the tally
     bids_config dcm2bids configuration files (--bids-config), checked before anything is fetched

@@ -1,5 +1,6 @@
-"""The command-line frame every script shares: options, logging, talk on stderr, and `run`, the
-one place where an error, Ctrl-C or a closed pipe becomes one line and an exit code."""
+"""The command-line frame every script shares: options, the levels -q and -v give the output
+channel (output.py), and `run`, the one place where an error, Ctrl-C or a closed pipe becomes one
+line and an exit code."""
 from __future__ import annotations
 
 import argparse
@@ -11,10 +12,9 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from common import BIDS_DIR, OUTPUT_DIR, RESOURCE, RETRIES, TIMEOUT, WORKERS
-from xnat_download.errors import ExitStatus, Interrupted, XnatError, redact
-
-log = logging.getLogger("xnat_download")
+from xnat_download.config import SiteDefaults
+from xnat_download.errors import ExitStatus, Interrupted, XnatError
+from xnat_download.output import AS_IS, log, send_to_stderr
 
 # --- Running a script: one place turns every failure into one line ---------------------------
 
@@ -22,20 +22,10 @@ def script_name() -> str:
     return Path(sys.argv[0]).name or "xnat-download"
 
 
-def warn(message: str) -> None:
-    """A warning line of its own; shown even with --quiet."""
-    print(f"{script_name()}: warning: {redact(message)}", file=sys.stderr, flush=True)
-
-
-def note(message: str, quiet: bool = False) -> None:
-    """A note for the user on stderr, hidden by --quiet."""
-    if not quiet:
-        print(redact(message), file=sys.stderr, flush=True)
-
-
 def run(main: Callable[[], int]) -> int:
     """Run a script's main, turning errors, Ctrl-C and closed pipes into one line and an exit code."""
-    prog = script_name()
+    # Until main sets the level from -q/-v: an error raised before that still gets its one line.
+    send_to_stderr(script_name(), logging.INFO, verbose=False)
     # A file-size limit (ulimit -f) must surface as an OSError we report, not kill the process.
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -43,13 +33,13 @@ def run(main: Callable[[], int]) -> int:
     try:
         return int(main())
     except XnatError as error:
-        _print_traceback_if_verbose()
-        print(f"{prog}: error: {redact(str(error))}", file=sys.stderr, flush=True)
+        _log_traceback_if_verbose()
+        log.error(str(error))
         return ExitStatus.ERROR
     except (KeyboardInterrupt, Interrupted) as stop:
-        _print_traceback_if_verbose()
-        print(f"{prog}: interrupted; running the same command again resumes where it stopped",
-              file=sys.stderr, flush=True)
+        _log_traceback_if_verbose()
+        log.error(f"{script_name()}: interrupted; running the same command again resumes where it "
+                  f"stopped", extra=AS_IS)
         return getattr(stop, "exit_status", ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # The reader (head, less) went away: not our failure. Point stdout at devnull so the
@@ -57,16 +47,15 @@ def run(main: Callable[[], int]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitStatus.OK
     except Exception as error:  # a bug or an unforeseen local failure: still one line
-        _print_traceback_if_verbose()
+        _log_traceback_if_verbose()
         hint = "" if log.isEnabledFor(logging.DEBUG) else " (run again with --verbose for details)"
-        message = f"unexpected {type(error).__name__}: {error}{hint}"
-        print(f"{prog}: error: {redact(message)}", file=sys.stderr, flush=True)
+        log.error(f"unexpected {type(error).__name__}: {error}{hint}")
         return ExitStatus.ERROR
 
 
-def _print_traceback_if_verbose() -> None:
+def _log_traceback_if_verbose() -> None:
     if log.isEnabledFor(logging.DEBUG):
-        print(redact(traceback.format_exc()), file=sys.stderr, end="", flush=True)
+        log.debug(traceback.format_exc().rstrip("\n"), extra=AS_IS)
 
 
 def _raise_interrupted(signum, frame) -> None:
@@ -75,11 +64,11 @@ def _raise_interrupted(signum, frame) -> None:
 
 # --- Command line ------------------------------------------------------------------------------
 
-def base_parser(doc: str) -> argparse.ArgumentParser:
+def base_parser(doc: str, site: SiteDefaults) -> argparse.ArgumentParser:
     """A parser with the options every script has; the module docstring is its description."""
     parser = argparse.ArgumentParser(
         prog=script_name(), description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_argument_group("connection (defaults: environment, then common.py)")
+    group = parser.add_argument_group(f"connection (defaults: environment, then {site.where})")
     group.add_argument("--server", metavar="URL", help="XNAT address (XNAT_HOST, XNAT_SERVER)")
     group.add_argument("--project", metavar="ID", help="project ID (XNAT_PROJECT, PROJECT_ID)")
     group.add_argument("--user", metavar="NAME",
@@ -93,27 +82,38 @@ def base_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def add_download_options(parser: argparse.ArgumentParser) -> None:
+def add_download_options(parser: argparse.ArgumentParser, site: SiteDefaults) -> None:
+    """The options of scripts 3 and 4, their defaults the site's."""
     group = parser.add_argument_group("download")
-    group.add_argument("--output-dir", metavar="DIR", help=f"where to write (default {OUTPUT_DIR})")
-    group.add_argument("--resource", default=RESOURCE, help=f"resource to download (default {RESOURCE})")
-    group.add_argument("--workers", type=positive_int, default=WORKERS,
-                       help=f"files fetched at once (default {WORKERS}; 1 is sequential)")
-    group.add_argument("--retries", type=non_negative_int, default=RETRIES,
-                       help=f"retries per file after a failure (default {RETRIES})")
-    group.add_argument("--timeout", type=positive_float, default=TIMEOUT, metavar="SECONDS",
-                       help=f"give up on an attempt after this long without data (default {TIMEOUT})")
+    group.add_argument("--output-dir", metavar="DIR", help=f"where to write (default {site.output_dir})")
+    group.add_argument("--resource", default=site.resource,
+                       help=f"resource to download (default {site.resource})")
+    group.add_argument("--workers", type=positive_int, default=site.workers,
+                       help=f"files fetched at once (default {site.workers}; 1 is sequential)")
+    group.add_argument("--retries", type=non_negative_int, default=site.retries,
+                       help=f"retries per file after a failure (default {site.retries})")
+    group.add_argument("--timeout", type=positive_float, default=site.timeout, metavar="SECONDS",
+                       help=f"give up on an attempt after this long without data (default {site.timeout})")
     group.add_argument("--transfer", choices=("auto", "zip", "files"), default="auto",
                        help="how a scan's files travel: one zip stream per scan, one request per "
                             "file, or (auto, the default) whichever finishes the session sooner")
-    group.add_argument("--bids", nargs="?", const=BIDS_DIR, metavar="DIR",
+    group.add_argument("--bids", nargs="?", const=site.bids_dir, metavar="DIR",
                        help=f"also convert what was downloaded into a BIDS dataset in DIR (default "
-                            f"{BIDS_DIR}), with dcm2niix")
-    group.add_argument("--bids-config", metavar="FILE",
+                            f"{site.bids_dir}), with dcm2niix")
+    group.add_argument("--bids-config", metavar="FILE", action=_ImpliesBids, const=site.bids_dir,
                        help="name scans for --bids by this dcm2bids configuration file instead of "
                             "the default map (implies --bids)")
     group.add_argument("--dry-run", action="store_true",
                        help="show what would be downloaded, write nothing")
+
+
+class _ImpliesBids(argparse.Action):
+    """--bids-config FILE: also --bids, into the site's folder unless --bids names one."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        if namespace.bids is None:
+            namespace.bids = self.const
 
 
 def positive_int(text: str) -> int:
@@ -138,23 +138,9 @@ def positive_float(text: str) -> float:
 
 
 def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    log.setLevel(level)
-    # urllib3 at DEBUG prints one line per request: useful with --verbose, noise otherwise.
-    logging.getLogger("urllib3").setLevel(logging.DEBUG if args.verbose else logging.ERROR)
-
-
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = ()
-        return True
+    """-v shows details (and tracebacks), -q leaves errors and warnings; notes otherwise."""
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    send_to_stderr(script_name(), level, args.verbose)
 
 
 def print_columns(rows: list[list[str]], indent: str = "", width: int | None = None) -> None:
@@ -163,14 +149,3 @@ def print_columns(rows: list[list[str]], indent: str = "", width: int | None = N
     for row in rows:
         line = indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))
         print(line[:width].rstrip() if width else line.rstrip())
-
-
-def human_size(size: int | None) -> str:
-    if size is None or size < 0:
-        return ""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

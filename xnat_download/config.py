@@ -1,5 +1,7 @@
 """Configuration and credentials: each setting from the first source that has it (option,
-environment, the constants in common.py, ~/.netrc, a hidden prompt), and `--demo`."""
+environment, the site defaults a script passes in, ~/.netrc, a hidden prompt), and `--demo`.
+
+Every environment variable the scripts read is read here, and nowhere else."""
 from __future__ import annotations
 
 import argparse
@@ -11,12 +13,49 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Iterator
 from urllib.parse import urlsplit
 
-import common
-from xnat_download.cli import note
 from xnat_download.errors import XnatError, register_secret
+from xnat_download.output import note
+
+
+@dataclass(frozen=True)
+class SiteDefaults:
+    """The site's defaults, as a script passes them in (built from common.py's constants): the
+    package never reads common.py itself."""
+    server: str
+    project: str
+    user: str = ""
+    secret: str = field(default="", repr=False)
+    output_dir: str = "downloaded_data"
+    resource: str = "DICOM"
+    workers: int = 8
+    retries: int = 5
+    timeout: float = 60
+    retry_wait: float = 1.0
+    bids_dir: str = "bids"
+    where: str = "common.py"   # where the constants are edited, for messages
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> SiteDefaults:
+        """The constants of a module such as common.py (XNAT_SERVER, PROJECT_ID, ...)."""
+        return cls(server=module.XNAT_SERVER, project=module.PROJECT_ID, user=module.TOKEN_USER,
+                   secret=module.TOKEN_SECRET, output_dir=module.OUTPUT_DIR,
+                   resource=module.RESOURCE, workers=module.WORKERS, retries=module.RETRIES,
+                   timeout=module.TIMEOUT, retry_wait=module.RETRY_WAIT, bids_dir=module.BIDS_DIR,
+                   where=Path(module.__file__).name)
+
+
+@dataclass(frozen=True)
+class DemoServer:
+    """The bundled sandbox that --demo serves: where it is and how to log in."""
+    url: str
+    user: str
+    secret: str = field(repr=False)
+    project: str = "DEMO"
+
 
 @dataclass
 class Config:
@@ -26,38 +65,47 @@ class Config:
     secret: str | None = field(repr=False)
     credentials_from: str          # where user and secret came from, for error messages
     output_dir: Path
-    quiet: bool = False
     demo: bool = False
+    workers: int = 8               # connections at once
+    retries: int = 5               # extra attempts after the first fails
+    timeout: float = 60            # seconds without a byte before an attempt is abandoned
+    retry_wait: float = 1.0        # seconds before the first retry (XNAT_RETRY_WAIT)
+    dcm2niix: str | None = None    # $DCM2NIIX: the converter --bids runs, if not the usual one
+    ca_bundle: str | None = None   # $REQUESTS_CA_BUNDLE (or $CURL_CA_BUNDLE): a private CA
     started: float = field(default_factory=time.monotonic)   # for the time a summary reports
 
 
-def resolve_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
-    """Each setting from the first source that has it: option, environment, constant, netrc, prompt."""
+def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServer | None = None,
+                   environ: dict[str, str] | None = None) -> Config:
+    """Each setting from the first source that has it: option, environment, site default, netrc,
+    prompt. With `demo`, the sandbox's address and credentials."""
     env = os.environ if environ is None else environ
-    server = (args.server or env.get("XNAT_HOST") or common.XNAT_SERVER).strip()
+    server = demo.url if demo else (args.server or env.get("XNAT_HOST") or site.server).strip()
     check_server_url(server)
-    project = args.project or env.get("XNAT_PROJECT") or common.PROJECT_ID
+    project = args.project or (demo.project if demo else env.get("XNAT_PROJECT") or site.project)
     host = urlsplit(server).hostname or ""
     netrc_login, netrc_password = read_netrc(host, env)
 
-    if args.user:
+    constant = f" in {site.where}"
+    if demo:
+        user, user_from = demo.user, "the demo sandbox"
+    elif args.user:
         user, user_from = args.user, "the --user option"
     elif env.get("XNAT_USER"):
         user, user_from = env["XNAT_USER"], "XNAT_USER"
-    elif common.TOKEN_USER:
-        user, user_from = common.TOKEN_USER, "TOKEN_USER in common.py"
+    elif site.user:
+        user, user_from = site.user, "TOKEN_USER" + constant
     elif netrc_login:
         user, user_from = netrc_login, "~/.netrc"
     else:
         user, user_from = None, ""
 
-    if getattr(args, "demo_secret", None):
-        secret, secret_from = args.demo_secret, "the demo sandbox"
-        user_from = secret_from
+    if demo:
+        secret, secret_from = demo.secret, "the demo sandbox"
     elif env.get("XNAT_PASS"):
         secret, secret_from = env["XNAT_PASS"], "XNAT_PASS"
-    elif common.TOKEN_SECRET:
-        secret, secret_from = common.TOKEN_SECRET, "TOKEN_SECRET in common.py"
+    elif site.secret:
+        secret, secret_from = site.secret, "TOKEN_SECRET" + constant
     elif netrc_password and user is not None and netrc_login == user:
         secret, secret_from = netrc_password, "~/.netrc"
     else:
@@ -71,21 +119,43 @@ def resolve_config(args: argparse.Namespace, environ: dict[str, str] | None = No
             missing = "user and secret" if user is None else "secret"
             raise XnatError(
                 f"no credentials for {host} ({missing} missing): set XNAT_USER and XNAT_PASS, "
-                f"or TOKEN_USER and TOKEN_SECRET in common.py, or add 'machine {host} login ... "
+                f"or TOKEN_USER and TOKEN_SECRET in {site.where}, or add 'machine {host} login ... "
                 f"password ...' to ~/.netrc")
     register_secret(secret)
-    output = getattr(args, "output_dir", None) or common.OUTPUT_DIR
-    sources = describe_sources(user_from, secret_from)
+    # Scripts 1 and 2 have no download options: theirs are the site's.
+    output = getattr(args, "output_dir", None) or site.output_dir
+    sources = describe_sources(user_from, secret_from, constant)
     return Config(server=server.rstrip("/"), project=project, user=user, secret=secret,
-                  credentials_from=sources, output_dir=Path(output), quiet=args.quiet,
-                  demo=bool(getattr(args, "demo", False)))
+                  credentials_from=sources, output_dir=Path(output),
+                  demo=demo is not None, workers=getattr(args, "workers", site.workers),
+                  retries=getattr(args, "retries", site.retries),
+                  timeout=getattr(args, "timeout", site.timeout),
+                  retry_wait=retry_wait(site, env), dcm2niix=dcm2niix_setting(env),
+                  ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None)
 
 
-def describe_sources(user_from: str, secret_from: str) -> str:
+def dcm2niix_setting(environ: dict[str, str] | None = None) -> str | None:
+    """$DCM2NIIX: the dcm2niix --bids runs, where not the one on the PATH. A function of its own,
+    since --bids is checked before the rest of the configuration is resolved."""
+    env = os.environ if environ is None else environ
+    return env.get("DCM2NIIX") or None
+
+
+def retry_wait(site: SiteDefaults, environ: dict[str, str]) -> float:
+    """XNAT_RETRY_WAIT, else the site's: seconds before the first retry."""
+    text = environ.get("XNAT_RETRY_WAIT")
+    if text is None:
+        return float(site.retry_wait)
+    try:
+        return float(text)
+    except ValueError:
+        raise XnatError(f"XNAT_RETRY_WAIT must be a number of seconds, not {text!r}") from None
+
+
+def describe_sources(user_from: str, secret_from: str, suffix: str = " in common.py") -> str:
     """'XNAT_USER and XNAT_PASS', 'TOKEN_USER and TOKEN_SECRET in common.py', '~/.netrc', ..."""
     if user_from == secret_from:
         return user_from
-    suffix = " in common.py"
     if user_from.endswith(suffix) and secret_from.endswith(suffix):
         return f"{user_from[:-len(suffix)]} and {secret_from}"
     return f"{user_from} and {secret_from}"
@@ -126,17 +196,15 @@ def read_netrc(host: str, environ: dict[str, str]) -> tuple[str | None, str | No
 
 
 @contextlib.contextmanager
-def demo_sandbox(args: argparse.Namespace) -> Iterator[None]:
-    """With --demo, serve the bundled sandbox XNAT and point the arguments at it."""
+def demo_sandbox(args: argparse.Namespace) -> Iterator[DemoServer | None]:
+    """With --demo, serve the bundled sandbox XNAT while the block runs, and give its address and
+    credentials for resolve_config; without, None."""
     if not args.demo:
-        yield
+        yield None
         return
     from sandbox import Sandbox  # only the demo needs it (and pydicom)
 
     with Sandbox() as server:
-        args.server, args.user = server.url, server.user
-        args.project = args.project or "DEMO"
-        args.demo_secret = server.password
-        note(f"Demo: a sandbox XNAT serves the demo project at {server.url}", args.quiet)
-        yield
+        note(f"Demo: a sandbox XNAT serves the demo project at {server.url}")
+        yield DemoServer(url=server.url, user=server.user, secret=server.password)
 

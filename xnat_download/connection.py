@@ -1,13 +1,11 @@
-"""The connection to XNAT: xnatpy logs in and out, and its HTTP session carries our GETs, with
-retries and backoff, one fresh login when a session expires, redirects followed only on the
-server, and network errors in plain words."""
+"""The connection to XNAT: xnatpy logs in and out, and its HTTP session carries our GETs, retried
+by the rule in retry.py, with one fresh login when a session expires, redirects followed only on
+the server, and network errors in plain words."""
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-import os
-import random
 import re
 import threading
 import time
@@ -15,12 +13,14 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from common import RETRIES, RETRY_WAIT, TIMEOUT, WORKERS
-from xnat_download.cli import warn
 from xnat_download.config import Config
 from xnat_download.errors import AuthError, NotFound, XnatError
+from xnat_download.meter import NetworkMeter
+from xnat_download.output import warn
+from xnat_download.retry import RetryRule, needs_fresh_login, retried
+# fetch_file and fetch_zip still take these two from here; they will use RetryRule.attempts.
+from xnat_download.retry import backoff, parse_retry_after  # noqa: F401
 
-MAX_RETRY_WAIT = 60.0
 LOGOUT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
 
@@ -42,20 +42,17 @@ class XnatClient:
     a fresh login when the session expires mid-run, and one-line errors.
     """
 
-    def __init__(self, config: Config, workers: int = WORKERS, retries: int = RETRIES,
-                 timeout: float = TIMEOUT) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.server = config.server
         self.host = urlsplit(config.server).hostname or config.server
-        self.retries = retries
-        self.timeout = timeout
-        try:
-            self.retry_wait = float(os.environ.get("XNAT_RETRY_WAIT", RETRY_WAIT))
-        except ValueError:
-            raise XnatError(f"XNAT_RETRY_WAIT must be a number of seconds, not "
-                            f"{os.environ['XNAT_RETRY_WAIT']!r}") from None
-        # The quickest answer to a listing so far: what one more request costs at least, here.
-        self.request_seconds = 0.0
+        self.retries = config.retries
+        self.timeout = config.timeout
+        self.retry_wait = config.retry_wait
+        self.retry_rule = RetryRule(config.retries, config.retry_wait)
+        workers = config.workers
+        # What the requests so far have shown of the network, for the route chooser.
+        self.meter = NetworkMeter()
         self._login_lock = threading.Lock()
         self._login_generation = 0
         self._xnat = self._login()
@@ -70,8 +67,7 @@ class XnatClient:
         # it once, with the same variables and precedence requests itself uses.
         self.http.proxies = requests.utils.get_environ_proxies(self.server)
         if self.http.verify is True:
-            self.http.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
-                                or os.environ.get("CURL_CA_BUNDLE") or True)
+            self.http.verify = config.ca_bundle or True
         self.http.trust_env = False
 
     def _login(self):
@@ -174,7 +170,7 @@ class XnatClient:
         for attempt in range(2):
             generation = self._login_generation
             response, to_login = self._get_on_server(url, params, headers, stream)
-            if response.status_code == 401 or to_login:
+            if to_login or needs_fresh_login(response):
                 response.close()
                 if attempt == 0:
                     self.relogin(generation)
@@ -214,37 +210,37 @@ class XnatClient:
         404 and 403 become XnatError(status) for the caller to explain with context.
         """
         params = dict(params or {}, format="json")
-        last_problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(backoff(attempt, self.retry_wait, retry_after))
-            retry_after = None
+        attempts = self.retry_rule.attempts(what=path)
+        for _ in attempts:
             generation = self._login_generation
+            started_cpu = time.thread_time()
             try:
                 response = self.request(path, params=params)
             except requests.RequestException as error:
-                last_problem = describe_network_error(self.host, error)
+                attempts.failed(describe_network_error(self.host, error))
                 continue
+            cpu_seconds = time.thread_time() - started_cpu
             if response.status_code in (403, 404):
                 raise NotFound(response.status_code, path)
-            if response.status_code == 429 or response.status_code >= 500:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                last_problem = f"{self.host} answered {response.status_code} to {path}"
+            if retried(response.status_code):
+                attempts.failed_with(response, f"{self.host} answered {response.status_code} to {path}")
                 continue
             if response.status_code != 200:
                 raise XnatError(f"{self.host} answered {response.status_code} "
                                 f"{error_text(response)} to {path}")
-            elapsed = response.elapsed.total_seconds()
-            self.request_seconds = min(self.request_seconds or elapsed, elapsed)
+            if generation == self._login_generation:   # one request, not a login and a retry
+                # A listing's body is too short to show a connection's pace (it fits in the first
+                # window a connection sends at once): only its time counts, not its bytes.
+                self.meter.record_request(response.elapsed.total_seconds(), cpu_seconds)
             try:
                 return parse_result_set(response)
             except ValueError as error:
-                last_problem = f"{self.host} sent an unusable listing for {path}: {error}"
-                log.debug(last_problem)
+                attempts.failed(f"{self.host} sent an unusable listing for {path}: {error}")
+                log.debug(attempts.problem)
                 if shows_login_form(response):
                     # Some sites answer an expired session with their login page and a 200.
                     self.relogin(generation)
-        raise XnatError(f"{last_problem} (after {self.retries + 1} attempts)")
+        raise XnatError(attempts.exhausted())
 
 
 def on_server(server: str, url: str) -> bool:
@@ -310,19 +306,3 @@ def describe_network_error(host: str, error: Exception) -> str:
     else:
         kind = f"the request failed ({type(error).__name__})"
     return f"could not reach {host}: {kind}"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: rare for XNAT; fall back to our own backoff
-
-
-def backoff(attempt: int, base: float, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry `attempt` (1, 2, ...): the server's Retry-After if it gave one,
-    otherwise doubling waits with jitter so that parallel workers do not retry in lockstep."""
-    if retry_after is not None:
-        return min(retry_after, 5 * MAX_RETRY_WAIT)
-    return min(MAX_RETRY_WAIT, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-

@@ -4,22 +4,20 @@ list what failed."""
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
-from common import BIDS_DIR
 from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix
 from xnat_download.bids_config import ConfigError, load_config
 from xnat_download.bids_names import BidsName, Image, map_by_type, name_images, stand_in_sidecar
 from xnat_download.catalog import Session
-from xnat_download.cli import human_size, note
 from xnat_download.config import Config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
-from xnat_download.manifest import Manifest, already_there, someone_elses
-from xnat_download.plan import Job, ScanPlan, plan_scan
+from xnat_download.manifest import Manifest, check_on_disk
+from xnat_download.output import always, human_size, note
+from xnat_download.plan import SessionJob, ScanPlan, Skipped, plan_scan
 from xnat_download.transfer import Downloader
 
 
@@ -49,28 +47,29 @@ class DownloadOptions:
                 except ConfigError as error:
                     parser.error(f"--bids-config: {error}")
             dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix()
-            bids = BidsOptions(Path(args.bids or BIDS_DIR), bids_map, config, dcm2niix)
+            bids = BidsOptions(Path(args.bids), bids_map, config, dcm2niix)
         return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
                    transfer=args.transfer, bids=bids)
 
 
-def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions,
-                  skipped: list[str] | None = None) -> int:
+def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob],
+                  options: DownloadOptions) -> int:
     """Download (or, with dry_run, show) each job as it comes, then report.
 
     `jobs` may be a generator that lists each session only when its turn comes, so that the first
-    files of a project arrive without waiting for every session's listing; it may add to
-    `skipped` as it goes. With --bids, each scan is converted as soon as its files are verified.
+    files of a project arrive without waiting for every session's listing; what each job skipped
+    is noted as it comes. With --bids, each scan is converted as soon as its files are verified.
     """
     output_dir = config.output_dir
     if output_dir.exists() and not output_dir.is_dir():
         raise XnatError(f"the output folder {output_dir} exists and is a file; "
                         f"choose another with --output-dir")
-    skipped = [] if skipped is None else skipped
+    skipped: list[Skipped] = []
+    jobs = noting_skips(jobs, skipped)
     if options.dry_run:
         return show_jobs(client, config, jobs, options)
     bids = BidsWriter(options.bids, config.project, output_dir) if options.bids else None
-    downloader = Downloader(client, options.workers, output_dir, config.quiet, options.transfer,
+    downloader = Downloader(client, options.workers, output_dir, options.transfer,
                             on_scan_ready=bids.scan_ready if bids else None)
     try:
         for job in jobs:
@@ -84,14 +83,14 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
             bids.close()
     summary = downloader.summary
     summary.started = config.started
-    summary.skipped = skipped
-    note(summary.line(output_dir), config.quiet)
+    summary.skipped = [skip.what for skip in skipped]
+    note(summary.line(output_dir))
     if bids:
-        report_bids(bids, config.quiet)
+        report_bids(bids)
     for failure in summary.scans_refused + summary.failed + (bids.failed if bids else []):
-        print(f"  failed: {failure}", file=sys.stderr)
+        always(f"  failed: {failure}")
     for abandoned in summary.abandoned:
-        print(f"  abandoned: {abandoned}", file=sys.stderr)
+        always(f"  abandoned: {abandoned}")
     problems = []
     if summary.failed:
         retryable = len(summary.failed) - summary.needs_attention
@@ -115,20 +114,30 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], optio
     return ExitStatus.OK
 
 
-def plan_job(client: XnatClient, config: Config, job: Job, options: DownloadOptions) -> list[ScanPlan]:
+def noting_skips(jobs: Iterable[SessionJob], skipped: list[Skipped]) -> Iterator[SessionJob]:
+    """The jobs with scans to fetch; what each skipped is noted (and kept for the summary)."""
+    for job in jobs:
+        for skip in job.skipped:
+            note(f"skipped {skip.what}: {skip.why}")
+        skipped.extend(job.skipped)
+        if job.scans:
+            yield job
+
+
+def plan_job(client: XnatClient, config: Config, job: SessionJob, options: DownloadOptions) -> list[ScanPlan]:
     return [plan_scan(client, config.project, job.session, scan, options.resource,
                       job.files[scan.id], job.folder_of(scan), config.output_dir)
             for scan in job.scans]
 
 
-def report_bids(bids: BidsWriter, quiet: bool) -> None:
+def report_bids(bids: BidsWriter) -> None:
     if bids.skipped:
-        note(f"no BIDS name for (not converted): {'; '.join(bids.skipped)}", quiet)
+        note(f"no BIDS name for (not converted): {'; '.join(bids.skipped)}")
     note(f"BIDS: {bids.converted} scan(s) converted, {bids.unchanged} already converted, "
-         f"{len(bids.failed)} failed -> {bids.folder}", quiet)
+         f"{len(bids.failed)} failed -> {bids.folder}")
 
 
-def show_jobs(client: XnatClient, config: Config, jobs: Iterable[Job], options: DownloadOptions) -> int:
+def show_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob], options: DownloadOptions) -> int:
     """--dry-run: what a real run would fetch (and, with --bids, the names it would write)."""
     would_fetch_files = would_fetch_bytes = already_present = 0
     for job in jobs:
@@ -169,20 +178,15 @@ def show_plans(plans: list[ScanPlan], output_dir: Path) -> tuple[int, int, int]:
     for plan in plans:
         manifest = Manifest(plan.folder, plan.source)
         manifest.load()   # another source's folder is the same error as in a real run
-        fetch, theirs = [], []
-        for planned in plan.files:
-            if already_there(planned, manifest, record=False):
-                present += 1
-            elif someone_elses(planned, manifest):
-                theirs.append(planned)
-            else:
-                fetch.append(planned)
-        scan_bytes = sum(max(f.remote.size, 0) for f in fetch)
-        print(f"{plan.folder.relative_to(output_dir)}  {len(fetch)} files  {human_size(scan_bytes)}")
+        on_disk = check_on_disk(plan.files, manifest, record=False)
+        scan_bytes = sum(max(f.remote.size, 0) for f in on_disk.to_fetch)
+        print(f"{plan.folder.relative_to(output_dir)}  {len(on_disk.to_fetch)} files  "
+              f"{human_size(scan_bytes)}")
         for name, why in plan.refused:
             print(f"  would refuse {name!r}: {why}")
-        for planned in theirs:
+        for planned in on_disk.theirs:
             print(f"  would leave alone {planned.relative}: a different file of this name is there")
-        files += len(fetch)
+        files += len(on_disk.to_fetch)
         size += scan_bytes
+        present += len(on_disk.present)
     return files, size, present

@@ -8,14 +8,15 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from xnat_download.cli import note, warn
 from xnat_download.disk import describe_disk_error, digest_of, write_json
 from xnat_download.errors import DiskProblem, XnatError
+from xnat_download.output import note, warn
 from xnat_download.plan import PlannedFile
 
 MANIFEST_NAME = ".xnat-manifest.json"
@@ -95,7 +96,7 @@ class Manifest:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path, quiet: bool) -> Iterator[None]:
+def folder_lock(folder: Path) -> Iterator[None]:
     """Hold the scan folder for this process: a second download into it waits, then resumes."""
     try:
         handle = open(folder / LOCK_NAME, "a+b")
@@ -108,7 +109,7 @@ def folder_lock(folder: Path, quiet: bool) -> Iterator[None]:
             return
     try:
         if not _try_lock(handle):
-            note(f"waiting for another download into {folder} to finish", quiet)
+            note(f"waiting for another download into {folder} to finish")
             _lock(handle)
         yield
     finally:
@@ -140,6 +141,28 @@ except ImportError:  # Windows
     def _lock(handle) -> None:
         while not _try_lock(handle):
             time.sleep(0.5)
+
+
+@dataclass
+class OnDisk:
+    """A scan's planned files, sorted by what is on disk under their names."""
+    present: list[PlannedFile] = field(default_factory=list)    # verified: not fetched again
+    theirs: list[PlannedFile] = field(default_factory=list)     # a file we did not write: left alone
+    to_fetch: list[PlannedFile] = field(default_factory=list)
+
+
+def check_on_disk(files: list[PlannedFile], manifest: Manifest, record: bool = True) -> OnDisk:
+    """The one resume check, for a download and its --dry-run alike: which files are already
+    there and verified, which names someone else's file holds, and which files to fetch."""
+    found = OnDisk()
+    for planned in files:
+        if already_there(planned, manifest, record):
+            found.present.append(planned)
+        elif someone_elses(planned, manifest):
+            found.theirs.append(planned)
+        else:
+            found.to_fetch.append(planned)
+    return found
 
 
 def already_there(planned: PlannedFile, manifest: Manifest, record: bool = True) -> bool:

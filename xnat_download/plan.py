@@ -80,10 +80,19 @@ def unique_name(relative: str, server_name: str, taken: set[str]) -> str:
 
 
 @dataclass
-class Job:
-    """One session to download: which of its scans, and the folder each goes to."""
+class Skipped:
+    """A scan or session the options chose but that is not downloaded, and why (noted)."""
+    what: str    # "scan 4 (localizer) of sub-2_ses-1", "session sub-3_ses-1"
+    why: str
+
+
+@dataclass
+class SessionJob:
+    """One session to download: which of its scans, the folder each goes to, and what of it was
+    skipped (a job may hold no scan at all, only what was skipped)."""
     session: Session
     scans: list[Scan]
     files: dict[str, list[RemoteFile]]
     folder_of: Callable[[Scan], Path]
+    skipped: list[Skipped] = field(default_factory=list)
 

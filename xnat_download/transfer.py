@@ -1,5 +1,5 @@
 """The transfer of one session's planned scans: what is already verified is counted, how each
-scan travels is chosen (travel.py), and a pool of workers fetches zips and single files, handing
+scan travels is chosen (routing.py), and a pool of workers fetches zips and single files, handing
 each outcome to the main thread, which keeps the tally and sends on what a zip left."""
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from xnat_download.cli import human_size
 from xnat_download.connection import XnatClient
 from xnat_download.disk import describe_disk_error, make_folder
 from xnat_download.errors import DiskProblem, Interrupted
 from xnat_download.fetch_file import FileFailed, Overflow, Transfer, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
 from xnat_download.manifest import ForeignFolder, Manifest, already_there, folder_lock, someone_elses
+from xnat_download.output import human_size
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
-from xnat_download.travel import Route, choose_routes, route
+from xnat_download.routing import Route, choose_routes, route
 
 log = logging.getLogger("xnat_download")
 
@@ -53,16 +53,15 @@ class Downloader:
     """Fetches planned scans, several connections at once, each file verified before it takes
     its final name."""
 
-    def __init__(self, client: XnatClient, workers: int, output_dir: Path, quiet: bool,
+    def __init__(self, client: XnatClient, workers: int, output_dir: Path,
                  transfer: str = "auto",
                  on_scan_ready: Callable[[ScanPlan, Manifest], None] | None = None) -> None:
         self.client = client
         self.workers = workers
         self.transfer_mode = transfer   # --transfer: auto, zip or files
         self.output_dir = output_dir
-        self.quiet = quiet
         self.summary = Summary()
-        self.transfer = Transfer(client, threading.Event(), _progress_bar(quiet))
+        self.transfer = Transfer(client, threading.Event(), _progress_bar())
         self.progress = self.transfer.progress
         self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
         self._scans: dict[int, ScanState] = {}
@@ -89,7 +88,7 @@ class Downloader:
                     self._scan_done(plan)
             self.progress.refresh()
             pool = WorkerPool(self._work, self.workers, self.transfer.cancel)
-            for chosen in choose_routes(routes, self.workers, self.transfer_mode):
+            for chosen in choose_routes(routes, self.workers, self.transfer_mode, self.client.meter):
                 log.debug("scan %s: %d files %s", chosen.plan.scan.id, len(chosen.files),
                           "as one zip" if chosen.by_zip else "one by one")
                 self._submit(pool, chosen)
@@ -136,7 +135,7 @@ class Downloader:
         # Every folder once here, rather than a check per file as it is written.
         for folder in sorted({f.target.parent for f in plan.files} - {plan.folder}):
             make_folder(folder, self.output_dir)
-        stack.enter_context(folder_lock(plan.folder, self.quiet))
+        stack.enter_context(folder_lock(plan.folder))
         manifest = Manifest(plan.folder, plan.source)
         try:
             manifest.load()
@@ -171,7 +170,7 @@ class Downloader:
         return missing
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
-        return route(plan, manifest, files, self.client.request_seconds, self.transfer_mode)
+        return route(plan, manifest, files, self.client.meter, self.transfer_mode)
 
     def _submit(self, pool: WorkerPool, chosen: Route, zip_attempts: int = 0) -> None:
         if chosen.by_zip:
@@ -243,11 +242,11 @@ class ScanState:
     broken: bool = False   # a file failed or was refused: the scan is not complete
 
 
-def _progress_bar(quiet: bool):
-    """Bytes and files on stderr, only for a person watching a terminal."""
+def _progress_bar():
+    """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
     from tqdm import tqdm
 
-    enabled = not quiet and sys.stderr.isatty()
+    enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
     return tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
                 file=sys.stderr, dynamic_ncols=True, leave=False)
 

@@ -8,17 +8,20 @@ a scan that is mostly present is better completed file by file.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from xnat_download.manifest import Manifest
+from xnat_download.meter import NetworkMeter
 from xnat_download.plan import PlannedFile, ScanPlan
 
-# A model of the network, not a measurement: one connection to an XNAT behind a proxy carries
-# 10-50 MiB/s. Only the ratio of a request's cost to a file's matters for the choice, and on a
-# fast network both shrink together.
+# Until the run has measured them (meter.py): one connection to an XNAT behind a proxy carries
+# 10-50 MiB/s, and a request costs the client and server a few milliseconds even where the
+# network adds nothing.
 ASSUMED_BYTES_PER_SECOND = 10 * 1024 * 1024
-# The client's and server's own cost of one request, even where the network adds none.
 MIN_REQUEST_SECONDS = 0.003
+
+log = logging.getLogger("xnat_download")
 
 
 @dataclass
@@ -36,24 +39,36 @@ class Route:
         return self.zip_seconds if self.by_zip else self.files_seconds
 
 
-def route(plan: ScanPlan, manifest: Manifest, files: list[PlannedFile], request_seconds: float,
+def route(plan: ScanPlan, manifest: Manifest, files: list[PlannedFile], meter: NetworkMeter,
           transfer: str = "auto") -> Route:
-    """Zip or files for one scan on its own. A zip only where it would fetch at most twice what
-    is missing (it always brings the whole resource) and, in auto, where it is cheaper."""
-    request_seconds = max(request_seconds, MIN_REQUEST_SECONDS)
+    """Zip or files for one scan on its own, at the request time and throughput measured so far.
+    A zip only where it would fetch at most twice what is missing (it always brings the whole
+    resource) and, in auto, where it is cheaper."""
+    request_seconds = max(meter.request_seconds or 0.0, MIN_REQUEST_SECONDS)
+    bytes_per_second = meter.bytes_per_second or ASSUMED_BYTES_PER_SECOND
     missing_bytes = sum(max(f.remote.size, 0) for f in files)
-    zip_seconds = request_seconds + plan.total_bytes / ASSUMED_BYTES_PER_SECOND
-    files_seconds = len(files) * request_seconds + missing_bytes / ASSUMED_BYTES_PER_SECOND
+    zip_seconds = request_seconds + plan.total_bytes / bytes_per_second
+    files_seconds = len(files) * request_seconds + missing_bytes / bytes_per_second
     by_zip = transfer != "files" and len(files) > 1 and 2 * missing_bytes > plan.total_bytes
     if transfer == "auto":
         by_zip = by_zip and zip_seconds < files_seconds
     return Route(plan, manifest, files, by_zip, zip_seconds, files_seconds)
 
 
-def choose_routes(routes: list[Route], workers: int, transfer: str = "auto") -> list[Route]:
+def choose_routes(routes: list[Route], workers: int, transfer: str = "auto",
+                  meter: NetworkMeter | None = None) -> list[Route]:
     """In auto, spread the scans whose zip would outlast the whole session's work shared out over
-    the workers. Then put the zips first, longest first, so that no long stream starts last
-    (each file on its own is a short task that fills the gaps)."""
+    the connections that shorten it (meter.useful_connections: on a fast network with no latency,
+    requests are this process's computing, and more connections only take turns). Then put the
+    zips first, longest first, so that no long stream starts last (each file on its own is a
+    short task that fills the gaps)."""
+    if meter is not None:
+        workers = meter.useful_connections(workers)
+        log.debug("network so far: requests %.1f ms (%.1f ms of it computing here), %s MiB/s a "
+                  "connection; %d connection(s) shorten the run", 1000 * (meter.request_seconds or 0),
+                  1000 * (meter.cpu_seconds or 0),
+                  f"{meter.bytes_per_second / 2 ** 20:.0f}" if meter.bytes_per_second else
+                  f"{ASSUMED_BYTES_PER_SECOND / 2 ** 20:.0f} (assumed)", workers)
     while transfer == "auto":
         zips = sorted((r for r in routes if r.by_zip), key=lambda r: r.zip_seconds, reverse=True)
         if not zips:

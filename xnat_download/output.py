@@ -1,0 +1,80 @@
+"""Talk on stderr, one channel for all of it: every note, warning, error and --verbose detail is a
+record of the `xnat_download` logger, and one formatter turns each into its line, with secrets
+scrubbed. `-q` and `-v` only set the logger's level (cli.setup_logging). Data goes to stdout and
+never through here."""
+from __future__ import annotations
+
+import logging
+import sys
+
+from xnat_download.errors import redact
+
+log = logging.getLogger("xnat_download")
+
+# A record with this extra is printed as its message alone (a traceback, the interrupted line,
+# the list of failures), whatever its level.
+AS_IS = {"as_is": True}
+
+
+def note(message: str) -> None:
+    """A note for the user, hidden by --quiet."""
+    log.info(message)
+
+
+def warn(message: str) -> None:
+    """`<script>: warning: ...`, shown even with --quiet."""
+    log.warning(message)
+
+
+def always(message: str) -> None:
+    """A line shown as it is, even with --quiet (the failures listed after a summary)."""
+    log.warning(message, extra=AS_IS)
+
+
+class LineFormatter(logging.Formatter):
+    """Our records: notes bare, warnings and errors behind the script's name, details behind the
+    logger's name (as the records of libraries such as urllib3 at --verbose). Every line redacted."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if getattr(record, "as_is", False):
+            line = text
+        elif record.name != log.name or record.levelno < logging.INFO:
+            line = f"{record.name}: {text}"
+        elif record.levelno >= logging.ERROR:
+            line = f"{self.prog}: error: {text}"
+        elif record.levelno >= logging.WARNING:
+            line = f"{self.prog}: warning: {text}"
+        else:
+            line = text
+        return redact(line)
+
+
+def send_to_stderr(prog: str, level: int, verbose: bool) -> None:
+    """Every record to stderr through LineFormatter; ours from `level` up, the libraries' only
+    their warnings (and everything with --verbose)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter(prog))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.setLevel(level)
+    # urllib3 at DEBUG prints one line per request: useful with --verbose, noise otherwise.
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+def human_size(size: int | None) -> str:
+    if size is None or size < 0:
+        return ""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
