@@ -62,7 +62,7 @@ class BidsDataset:
             self.folder.mkdir(parents=True, exist_ok=True)
         # A folder where no lock file can be made is read-only: no other run can write there
         # either, and a run with nothing to change needs no lock.
-        with folder_lock(self.folder, quiet=True):
+        with folder_lock(self.folder, say_when_waiting=False):
             self.record = self.read_record()
             before = json.dumps(self.record, sort_keys=True)
             self.participants = set()

@@ -96,8 +96,9 @@ class Manifest:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold the scan folder for this process: a second download into it waits, then resumes."""
+def folder_lock(folder: Path, say_when_waiting: bool = True) -> Iterator[None]:
+    """Hold the folder for this process: a second download into it waits, then resumes. (A BIDS
+    dataset's bookkeeping holds it only for moments, so a wait there goes unsaid.)"""
     try:
         handle = open(folder / LOCK_NAME, "a+b")
     except OSError as error:
@@ -109,7 +110,8 @@ def folder_lock(folder: Path) -> Iterator[None]:
             return
     try:
         if not _try_lock(handle):
-            note(f"waiting for another download into {folder} to finish")
+            if say_when_waiting:
+                note(f"waiting for another download into {folder} to finish")
             _lock(handle)
         yield
     finally:
