@@ -15,7 +15,7 @@ from session_download import DEFAULT_WORKERS, our_download
 BIDS_SCALE = Scale(subjects=1, sessions_per_subject=1, scans_per_session=8, files_per_scan=128,
                    file_size=0, dicom_matrix=128)
 BIDS_TARGET = 0.8
-DCM2NIIX_FLAGS = ["-b", "y", "-z", "y", "-1"]   # what --bids runs: sidecars, gzip at its fastest
+DCM2NIIX_FLAGS = ["-b", "y", "-ba", "y", "-z", "y", "-1"]   # what --bids runs: sidecars, gzip at its fastest
 # A dcm2bids configuration that gives each of the 8 scan types a name, so that all 8 convert.
 BIDS_CONFIG = {"descriptions": [
     {"datatype": datatype, "suffix": suffix, "criteria": {"SeriesDescription": description},
