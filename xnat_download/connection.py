@@ -18,8 +18,6 @@ from xnat_download.errors import AuthError, NotFound, XnatError
 from xnat_download.meter import NetworkMeter
 from xnat_download.output import warn
 from xnat_download.retry import RetryRule, needs_fresh_login, retried
-# fetch_file and fetch_zip still take these two from here; they will use RetryRule.attempts.
-from xnat_download.retry import backoff, parse_retry_after  # noqa: F401
 
 LOGOUT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
@@ -46,9 +44,7 @@ class XnatClient:
         self.config = config
         self.server = config.server
         self.host = urlsplit(config.server).hostname or config.server
-        self.retries = config.retries
         self.timeout = config.timeout
-        self.retry_wait = config.retry_wait
         self.retry_rule = RetryRule(config.retries, config.retry_wait)
         workers = config.workers
         # What the requests so far have shown of the network, for the route chooser.

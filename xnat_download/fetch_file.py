@@ -3,21 +3,18 @@ server allows it, retried with backoff, and renamed only once its size and MD5 m
 A body that runs past the listed size is abandoned there: no server can fill the disk."""
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 
 import requests
 
 from xnat_download.catalog import RemoteFile
-from xnat_download.connection import (OffServer, XnatClient, backoff, describe_network_error, error_text,
-                                      parse_retry_after)
+from xnat_download.connection import OffServer, XnatClient, describe_network_error, error_text
 from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit, remove_quietly
 from xnat_download.errors import Interrupted
 from xnat_download.manifest import Manifest
 from xnat_download.plan import PlannedFile
-
-log = logging.getLogger("xnat_download")
+from xnat_download.retry import parse_retry_after, retried
 
 # Never image/*: XNAT would convert DICOM to a snapshot.
 ACCEPT_ANY = {"Accept": "*/*"}
@@ -82,9 +79,10 @@ def keep(part: PartFile, planned: PlannedFile, manifest: Manifest) -> int:
 
 
 def check_status(transfer: Transfer, response: requests.Response) -> None:
-    """Retry on 429 and 5xx (respecting Retry-After); FileFailed on answers no retry will change."""
+    """Retry where the rule says another attempt may help (respecting Retry-After); FileFailed on
+    answers no retry will change."""
     status = response.status_code
-    if status == 429 or status >= 500:
+    if retried(status):
         raise Retry(f"{transfer.client.host} answered {status}",
                     parse_retry_after(response.headers.get("Retry-After")))
     if status in (403, 404):
@@ -97,15 +95,8 @@ def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> 
     """One file, retried; renamed to its final name only once its size and digest match.
     Returns its size; FileFailed if it could not be had."""
     client = transfer.client
-    problem = ""
-    retry_after = None
-    for attempt in range(client.retries + 1):
-        if attempt:
-            wait = backoff(attempt, client.retry_wait, retry_after)
-            log.debug("retrying %s in %.1f s: %s", planned.relative, wait, problem)
-            if transfer.cancel.wait(wait):
-                raise Interrupted()
-        retry_after = None
+    attempts = client.retry_rule.attempts(what=planned.relative, cancel=transfer.cancel)
+    for _ in attempts:
         counted = [0]   # bytes this attempt added to the progress bar
         try:
             part = _fetch_once(transfer, planned, counted)
@@ -116,16 +107,17 @@ def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> 
             raise FileFailed(f"the server sent the request for it on to another server "
                              f"({refusal.where}); not followed: files come from the server only") from None
         except Retry as retry:
-            problem, retry_after = str(retry), retry.retry_after
+            attempts.failed(str(retry), retry.retry_after)
         except requests.RequestException as error:
-            problem = describe_network_error(client.host, error)
+            attempts.failed(describe_network_error(client.host, error))
         else:
             problem = mismatch(planned.remote, part.size, part.md5.hexdigest())
             if not problem:
                 return keep(part, planned, manifest)
             part.discard()   # wrong bytes: the next attempt starts over
+            attempts.failed(problem)
         transfer.progress.update(-counted[0])
-    raise FileFailed(f"{problem} (after {client.retries + 1} attempts)")
+    raise FileFailed(attempts.exhausted())
 
 
 def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) -> PartFile:

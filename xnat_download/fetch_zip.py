@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from xnat_download.connection import OffServer, backoff, describe_network_error
+from xnat_download.connection import OffServer, describe_network_error
 from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit
 from xnat_download.errors import Interrupted
 from xnat_download.fetch_file import (ACCEPT_ANY, FileFailed, Retry, Transfer, check_status, keep, mismatch,
@@ -93,16 +93,10 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
     client = transfer.client
     outcome = ZipOutcome()
     wanted = {planned.remote.path: planned for planned in files}
-    retry_after = None
-    while True:
-        if outcome.attempts:
-            wait = backoff(outcome.attempts, client.retry_wait, retry_after)
-            log.debug("retrying the zip of scan %s in %.1f s: %s", plan.scan.id, wait, outcome.problem)
-            if transfer.cancel.wait(wait):
-                raise Interrupted()
-        outcome.attempts += 1
+    attempts = client.retry_rule.attempts(what=f"the zip of scan {plan.scan.id}", cancel=transfer.cancel,
+                                          limit=attempts_left)
+    for _ in attempts:
         outcome.streaming = False
-        retry_after = None
         landed_before = len(outcome.landed)
         outcome.cut = True
         try:
@@ -110,7 +104,7 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             outcome.problem, outcome.cut = "", False
             break
         except Retry as retry:
-            outcome.problem, retry_after = str(retry), retry.retry_after
+            attempts.failed(str(retry), retry.retry_after)
         except FileFailed as failure:   # 403, 404 or another answer no retry changes
             outcome.problem, outcome.cut = str(failure), False
             break
@@ -122,12 +116,13 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             outcome.abandoned = str(abandoned) if abandoned.whole else ""
             break
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
-            outcome.problem = describe_network_error(client.host, error)
+            attempts.failed(describe_network_error(client.host, error))
         except ZipDamaged as damage:
-            outcome.problem = str(damage)
+            attempts.failed(str(damage))
+        outcome.problem = attempts.problem
         log.debug("the zip of scan %s stopped: %s", plan.scan.id, outcome.problem)
         # A zip that delivered something is not repeated: what is left goes the cheaper way.
-        if len(outcome.landed) > landed_before or outcome.attempts >= attempts_left:
+        if len(outcome.landed) > landed_before:
             break
         # Nor is a stream that keeps breaking before its first file: one by one, each file is
         # retried on its own and no whole zip is read again and again.
@@ -136,6 +131,7 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             if outcome.broken >= BROKEN_STREAMS:
                 outcome.cut = False
                 break
+    outcome.attempts = attempts.made
     outcome.left.extend(wanted.values())
     return outcome
 

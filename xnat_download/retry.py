@@ -51,11 +51,16 @@ class RetryRule:
     retries: int
     first_wait: float
 
+    @property
+    def tries(self) -> int:
+        """Attempts in all: the first and its retries."""
+        return self.retries + 1
+
     def attempts(self, what: str = "", cancel: threading.Event | None = None,
                  limit: int | None = None) -> Attempts:
         """The attempts of one request (`what`, for --verbose); `limit` caps them below the
         rule's where some were spent already (a zip's retries, say)."""
-        return Attempts(self, what, cancel, self.retries + 1 if limit is None else limit)
+        return Attempts(self, what, cancel, self.tries if limit is None else limit)
 
 
 @dataclass

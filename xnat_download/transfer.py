@@ -182,7 +182,7 @@ class Downloader:
     def _work(self, task: tuple) -> object:
         if task[0] == "zip":
             _, chosen, attempts_used = task
-            attempts_left = self.client.retries + 1 - attempts_used
+            attempts_left = self.client.retry_rule.tries - attempts_used
             return fetch_zip(self.transfer, chosen.plan, chosen.files, chosen.manifest, attempts_left)
         _, chosen, planned = task
         return fetch_file(self.transfer, planned, chosen.manifest)
@@ -202,7 +202,7 @@ class Downloader:
         if outcome.left:
             rest = self._route(chosen.plan, chosen.manifest, outcome.left)
             rest.by_zip = (rest.by_zip and outcome.cut
-                           and attempts_used < self.client.retries + 1)
+                           and attempts_used < self.client.retry_rule.tries)
             self._submit(pool, rest, attempts_used)
         for planned in outcome.singly:
             pool.submit(("file", chosen, planned))
