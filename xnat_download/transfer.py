@@ -17,7 +17,7 @@ from xnat_download.disk import describe_disk_error, make_folder
 from xnat_download.errors import DiskProblem, Interrupted
 from xnat_download.fetch_file import FileFailed, Overflow, Transfer, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
-from xnat_download.manifest import ForeignFolder, Manifest, already_there, folder_lock, someone_elses
+from xnat_download.manifest import ForeignFolder, Manifest, check_on_disk, folder_lock
 from xnat_download.output import human_size
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
@@ -147,27 +147,24 @@ class Downloader:
 
     def _missing_files(self, plan: ScanPlan, state: ScanState) -> list[PlannedFile]:
         """The scan's files to fetch; those verified already are counted, others' files reported."""
-        missing = []
-        for planned in plan.files:
+        on_disk = check_on_disk(plan.files, state.manifest)
+        for planned in on_disk.present:
             size = max(planned.remote.size, 0)   # -1: the listing gave no size
-            if already_there(planned, state.manifest):
-                self.summary.present += 1
-                self.summary.present_bytes += size
-                self.progress.total += size
-                self.progress.update(size)
-            elif someone_elses(planned, state.manifest):   # not ours to replace
-                state.broken = True
-                self.summary.failed.append(
-                    f"{planned.target.relative_to(self.output_dir)}: a different file of "
-                    f"this name was already there, not from these scripts; it was left "
-                    f"untouched: move it away to download this one")
-                self.summary.needs_attention += 1
-            else:
-                self.progress.total += size
-                missing.append(planned)
-        self._files_total += len(missing)
-        state.remaining = len(missing)
-        return missing
+            self.summary.present += 1
+            self.summary.present_bytes += size
+            self.progress.total += size
+            self.progress.update(size)
+        for planned in on_disk.theirs:   # not ours to replace
+            state.broken = True
+            self.summary.failed.append(
+                f"{planned.target.relative_to(self.output_dir)}: a different file of "
+                f"this name was already there, not from these scripts; it was left "
+                f"untouched: move it away to download this one")
+            self.summary.needs_attention += 1
+        self.progress.total += sum(max(planned.remote.size, 0) for planned in on_disk.to_fetch)
+        self._files_total += len(on_disk.to_fetch)
+        state.remaining = len(on_disk.to_fetch)
+        return on_disk.to_fetch
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
         return route(plan, manifest, files, self.client.meter, self.transfer_mode)
