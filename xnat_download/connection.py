@@ -47,7 +47,8 @@ class XnatClient:
         self.timeout = config.timeout
         self.retry_rule = RetryRule(config.retries, config.retry_wait)
         workers = config.workers
-        # What the requests so far have shown of the network, for the route chooser.
+        # What the requests so far have shown of the network, for the route chooser; the time of
+        # each request is recorded here, the throughput of bodies where they are read.
         self.meter = NetworkMeter()
         self._login_lock = threading.Lock()
         self._login_generation = 0
@@ -179,11 +180,16 @@ class XnatClient:
                        stream: bool) -> tuple[requests.Response, bool]:
         """GET, following redirects only while they stay on our server; OffServer for one that
         leaves it. Returns the answer, and whether it was a redirect to a login page."""
-        for _ in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
+            started_cpu = time.thread_time()
             response = self.http.get(url, params=params, headers=headers, stream=stream,
                                      timeout=(min(self.timeout, 30), self.timeout),
                                      allow_redirects=False)
             if not response.is_redirect:
+                if hop == 0 and response.status_code in (200, 206):
+                    # One plain request, answered: what it cost goes to the route chooser.
+                    self.meter.record_request(response.elapsed.total_seconds(),
+                                              time.thread_time() - started_cpu)
                 return response, False
             target = urljoin(response.url, response.headers["Location"])
             response.close()
@@ -209,13 +215,11 @@ class XnatClient:
         attempts = self.retry_rule.attempts(what=path)
         for _ in attempts:
             generation = self._login_generation
-            started_cpu = time.thread_time()
             try:
                 response = self.request(path, params=params)
             except requests.RequestException as error:
                 attempts.failed(describe_network_error(self.host, error))
                 continue
-            cpu_seconds = time.thread_time() - started_cpu
             if response.status_code in (403, 404):
                 raise NotFound(response.status_code, path)
             if retried(response.status_code):
@@ -224,10 +228,6 @@ class XnatClient:
             if response.status_code != 200:
                 raise XnatError(f"{self.host} answered {response.status_code} "
                                 f"{error_text(response)} to {path}")
-            if generation == self._login_generation:   # one request, not a login and a retry
-                # A listing's body is too short to show a connection's pace (it fits in the first
-                # window a connection sends at once): only its time counts, not its bytes.
-                self.meter.record_request(response.elapsed.total_seconds(), cpu_seconds)
             try:
                 return parse_result_set(response)
             except ValueError as error:

@@ -13,6 +13,7 @@ from xnat_download.connection import OffServer, XnatClient, describe_network_err
 from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit, remove_quietly
 from xnat_download.errors import Interrupted
 from xnat_download.manifest import Manifest
+from xnat_download.meter import BodyClock
 from xnat_download.plan import PlannedFile
 from xnat_download.retry import parse_retry_after, retried
 
@@ -146,13 +147,16 @@ def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) ->
             check_status(transfer, response)
         # 200: the server sent it whole, so the .part starts over.
         part = PartFile(target, transfer.cancel, size_cap(remote), append=status == 206)
+        clock = BodyClock(transfer.client.meter)
         try:
             for chunk in response.iter_content(CHUNK_SIZE):
                 if transfer.cancel.is_set():
                     raise Interrupted()
                 part.write(chunk)
+                clock.arrived(len(chunk))
                 counted[0] += len(chunk)
                 transfer.progress.update(len(chunk))
+            clock.ended()
         except PastLimit:
             # The .part stays, cut at the listed size, for a look at what came; the next run
             # starts it over (a leftover as long as the listing is never continued).

@@ -22,6 +22,7 @@ from xnat_download.errors import Interrupted
 from xnat_download.fetch_file import (ACCEPT_ANY, FileFailed, Retry, Transfer, check_status, keep, mismatch,
                                       overflow, size_cap)
 from xnat_download.manifest import Manifest
+from xnat_download.meter import BodyClock
 from xnat_download.plan import PlannedFile, ScanPlan
 
 log = logging.getLogger("xnat_download")
@@ -229,10 +230,12 @@ def _arriving(transfer: Transfer, response: requests.Response, allowance: int) -
     else:
         pieces = iter(lambda: raw.read1(CHUNK_SIZE), b"")
     received = 0
+    clock = BodyClock(transfer.client.meter)
     for piece in pieces:
         if transfer.cancel.is_set():
             raise Interrupted()
         received += len(piece)
+        clock.arrived(len(piece))
         if received > allowance:
             # What fits goes on first, so that an entry running past its own size is named.
             yield piece[:len(piece) - (received - allowance)]
@@ -240,3 +243,4 @@ def _arriving(transfer: Transfer, response: requests.Response, allowance: int) -
                                f"{allowance} bytes, what its files and zip headers can take up); "
                                f"the zip was abandoned there", whole=True)
         yield piece
+    clock.ended()

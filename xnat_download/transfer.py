@@ -64,6 +64,7 @@ class Downloader:
         self.transfer = Transfer(client, threading.Event(), _progress_bar())
         self.progress = self.transfer.progress
         self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
+        self.network = client.meter.reading()   # as measured when the session's routes were chosen
         self._scans: dict[int, ScanState] = {}
         self._files_done = 0
         self._files_total = 0
@@ -73,6 +74,9 @@ class Downloader:
 
     def download_session(self, plans: list[ScanPlan]) -> None:
         """Download every planned scan of one session; failures are recorded, not raised."""
+        # One picture of the network for all of this session's routes, re-routes included: what
+        # its own transfers measure is for the next session's.
+        self.network = self.client.meter.reading()
         with contextlib.ExitStack() as stack:
             routes = []
             folders: dict[tuple, ScanPlan] = {}   # each scan folder (device, inode), and its scan
@@ -88,7 +92,7 @@ class Downloader:
                     self._scan_done(plan)
             self.progress.refresh()
             pool = WorkerPool(self._work, self.workers, self.transfer.cancel)
-            for chosen in choose_routes(routes, self.workers, self.transfer_mode, self.client.meter):
+            for chosen in choose_routes(routes, self.workers, self.network, self.transfer_mode):
                 log.debug("scan %s: %d files %s", chosen.plan.scan.id, len(chosen.files),
                           "as one zip" if chosen.by_zip else "one by one")
                 self._submit(pool, chosen)
@@ -167,7 +171,7 @@ class Downloader:
         return on_disk.to_fetch
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
-        return route(plan, manifest, files, self.client.meter, self.transfer_mode)
+        return route(plan, manifest, files, self.network, self.transfer_mode)
 
     def _submit(self, pool: WorkerPool, chosen: Route, zip_attempts: int = 0) -> None:
         if chosen.by_zip:
