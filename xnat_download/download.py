@@ -18,7 +18,7 @@ from xnat_download.errors import ExitStatus, XnatError
 from xnat_download.manifest import Manifest, check_on_disk
 from xnat_download.output import always, human_size, note
 from xnat_download.plan import SessionJob, ScanPlan, Skipped, plan_scan
-from xnat_download.transfer import Downloader
+from xnat_download.fetch_session import SessionFetcher
 
 
 FIELD_MAP_PARTS = "<magnitude1|magnitude2|phasediff|fieldmap|magnitude>"
@@ -69,19 +69,19 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob]
     if options.dry_run:
         return show_jobs(client, config, jobs, options)
     bids = BidsWriter(options.bids, config.project, output_dir) if options.bids else None
-    downloader = Downloader(client, options.workers, output_dir, options.transfer,
-                            on_scan_ready=bids.scan_ready if bids else None)
+    fetcher = SessionFetcher(client, options.workers, output_dir, options.transfer,
+                             on_scan_ready=bids.scan_ready if bids else None)
     try:
         for job in jobs:
             plans = plan_job(client, config, job, options)
-            downloader.download_session(plans)
+            fetcher.fetch_session(plans)
             if bids:
                 bids.finish_session(job.session)
     finally:
-        downloader.close()
+        fetcher.close()
         if bids:
             bids.close()
-    summary = downloader.summary
+    summary = fetcher.summary
     summary.started = config.started
     summary.skipped = [skip.what for skip in skipped]
     note(summary.line(output_dir))

@@ -25,7 +25,7 @@ UNLISTED_SIZE_CAP = 4 * 1024 ** 3
 
 
 @dataclass
-class Transfer:
+class FetchContext:
     """What every fetch of a run shares: the connection, the stop flag and the progress bar."""
     client: XnatClient
     cancel: threading.Event
@@ -79,12 +79,12 @@ def keep(part: PartFile, planned: PlannedFile, manifest: Manifest) -> int:
     return part.size
 
 
-def check_status(transfer: Transfer, response: requests.Response) -> None:
+def check_status(context: FetchContext, response: requests.Response) -> None:
     """Retry where the rule says another attempt may help (respecting Retry-After); FileFailed on
     answers no retry will change."""
     status = response.status_code
     if retried(status):
-        raise Retry(f"{transfer.client.host} answered {status}",
+        raise Retry(f"{context.client.host} answered {status}",
                     parse_retry_after(response.headers.get("Retry-After")))
     if status in (403, 404):
         raise FileFailed(f"the server answered {status}: the file it listed is not there "
@@ -92,17 +92,17 @@ def check_status(transfer: Transfer, response: requests.Response) -> None:
     raise FileFailed(f"the server answered {status} {error_text(response)}")
 
 
-def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> int:
+def fetch_file(context: FetchContext, planned: PlannedFile, manifest: Manifest) -> int:
     """One file, retried; renamed to its final name only once its size and digest match.
     Returns its size; FileFailed if it could not be had."""
-    client = transfer.client
-    attempts = client.retry_rule.attempts(what=planned.relative, cancel=transfer.cancel)
+    client = context.client
+    attempts = client.retry_rule.attempts(what=planned.relative, cancel=context.cancel)
     for _ in attempts:
         counted = [0]   # bytes this attempt added to the progress bar
         try:
-            part = _fetch_once(transfer, planned, counted)
+            part = _fetch_once(context, planned, counted)
         except Overflow:
-            transfer.progress.update(-counted[0])
+            context.progress.update(-counted[0])
             raise
         except OffServer as refusal:   # it would be sent away again
             raise FileFailed(f"the server sent the request for it on to another server "
@@ -117,11 +117,11 @@ def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> 
                 return keep(part, planned, manifest)
             part.discard()   # wrong bytes: the next attempt starts over
             attempts.failed(problem)
-        transfer.progress.update(-counted[0])
+        context.progress.update(-counted[0])
     raise FileFailed(attempts.exhausted())
 
 
-def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) -> PartFile:
+def _fetch_once(context: FetchContext, planned: PlannedFile, counted: list[int]) -> PartFile:
     """Stream the file into its .part, continuing a leftover .part when the server allows it."""
     remote, target = planned.remote, planned.target
     partial = target.with_name(target.name + ".part")
@@ -137,25 +137,25 @@ def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) ->
     headers = dict(ACCEPT_ANY)
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    response = transfer.client.request(remote.url, headers=headers, stream=True)
+    response = context.client.request(remote.url, headers=headers, stream=True)
     with response:
         status = response.status_code
         if status == 416:
             remove_quietly(partial)
             raise Retry("the server refused to continue a partial file")
         if status not in (200, 206) or (status == 206 and not offset):
-            check_status(transfer, response)
+            check_status(context, response)
         # 200: the server sent it whole, so the .part starts over.
-        part = PartFile(target, transfer.cancel, size_cap(remote), append=status == 206)
-        clock = BodyClock(transfer.client.meter)
+        part = PartFile(target, context.cancel, size_cap(remote), append=status == 206)
+        clock = BodyClock(context.client.meter)
         try:
             for chunk in response.iter_content(CHUNK_SIZE):
-                if transfer.cancel.is_set():
+                if context.cancel.is_set():
                     raise Interrupted()
                 part.write(chunk)
                 clock.arrived(len(chunk))
                 counted[0] += len(chunk)
-                transfer.progress.update(len(chunk))
+                context.progress.update(len(chunk))
             clock.ended()
         except PastLimit:
             # The .part stays, cut at the listed size, for a look at what came; the next run
