@@ -7,7 +7,8 @@ before it here, never common.py nor a script (common.py imports names, the first
     names       server names made safe: cleaned, cut, kept inside, tagged when they clean up alike
     errors      the errors a run can end with, exit codes, secrets scrubbed from messages
     output      the one channel on stderr: notes, warnings, errors and details as records of the
-                xnat_download logger, one formatter that prefixes and redacts every line
+                xnat_download logger, one formatter that prefixes and redacts every line; the
+                progress bar
     config      settings and credentials: option > environment > site defaults > ~/.netrc >
                 prompt; every environment variable is read here
     cli         options, the levels -q and -v set, run(main): one line and an exit code

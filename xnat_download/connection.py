@@ -60,9 +60,9 @@ class XnatClient:
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
         # requests reads the environment (proxies, CA bundle) again for every request, which costs
-        # more than the rest of a small file's request. Every request goes to one server, so read
-        # it once, with the same variables and precedence requests itself uses.
-        self.http.proxies = requests.utils.get_environ_proxies(self.server)
+        # more than the rest of a small file's request. Every request goes to one server, so
+        # config.py reads it once, with the same variables and precedence requests itself uses.
+        self.http.proxies = dict(config.proxies)
         if self.http.verify is True:
             self.http.verify = config.ca_bundle or True
         self.http.trust_env = False

@@ -12,7 +12,7 @@ from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix
 from xnat_download.bids_config import ConfigError, load_config
 from xnat_download.bids_names import BidsName, Image, map_by_type, name_images, stand_in_sidecar
 from xnat_download.catalog import Session
-from xnat_download.config import Config
+from xnat_download.config import Config, dcm2niix_setting
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
 from xnat_download.manifest import Manifest, check_on_disk
@@ -46,7 +46,7 @@ class DownloadOptions:
                     config = load_config(Path(args.bids_config))
                 except ConfigError as error:
                     parser.error(f"--bids-config: {error}")
-            dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix()
+            dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix(dcm2niix_setting())
             bids = BidsOptions(Path(args.bids), bids_map, config, dcm2niix)
         return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
                    transfer=args.transfer, bids=bids)

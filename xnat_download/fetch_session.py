@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from xnat_download.errors import DiskProblem, Interrupted
 from xnat_download.fetch_file import FetchContext, FileFailed, Overflow, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
 from xnat_download.manifest import ForeignFolder, Manifest, check_on_disk, folder_lock
-from xnat_download.output import human_size
+from xnat_download.output import human_size, progress_bar
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
 from xnat_download.routing import Route, choose_routes, route
@@ -62,7 +61,7 @@ class SessionFetcher:
         self.routing = routing   # --transfer: auto (routing.py chooses), zip or files
         self.output_dir = output_dir
         self.summary = Summary()
-        self.fetch_context = FetchContext(client, threading.Event(), _progress_bar())
+        self.fetch_context = FetchContext(client, threading.Event(), progress_bar())
         self.progress = self.fetch_context.progress
         self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
         self.network = client.meter.reading()   # as measured when the session's routes were chosen
@@ -255,13 +254,4 @@ class ScanState:
     manifest: Manifest
     remaining: int = 0
     broken: bool = False   # a file failed or was refused: the scan is not complete
-
-
-def _progress_bar():
-    """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
-    from tqdm import tqdm
-
-    enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
-    return tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True, leave=False)
 
