@@ -16,6 +16,12 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
         assert 0.5 * 2 ** (attempt - 1) <= wait <= 2 ** (attempt - 1)
 
 
+def test_retry_after_in_seconds_is_kept_and_a_date_falls_back_to_our_own_wait():
+    assert retry.parse_retry_after("7") == 7 and retry.parse_retry_after("-3") == 0
+    assert retry.parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None
+    assert retry.parse_retry_after(None) is None
+
+
 def test_too_many_requests_and_server_errors_are_retried_nothing_else():
     assert [status for status in (200, 206, 301, 400, 401, 403, 404, 416, 429, 500, 502, 503)
             if retry.retried(status)] == [429, 500, 502, 503]

@@ -15,7 +15,7 @@ from xnat_download.errors import Interrupted
 from xnat_download.manifest import Manifest
 from xnat_download.meter import BodyClock
 from xnat_download.plan import PlannedFile
-from xnat_download.retry import parse_retry_after, retried
+from xnat_download.retry import requested_wait, retried
 
 # Never image/*: XNAT would convert DICOM to a snapshot.
 ACCEPT_ANY = {"Accept": "*/*"}
@@ -84,8 +84,7 @@ def check_status(context: FetchContext, response: requests.Response) -> None:
     answers no retry will change."""
     status = response.status_code
     if retried(status):
-        raise Retry(f"{context.client.host} answered {status}",
-                    parse_retry_after(response.headers.get("Retry-After")))
+        raise Retry(f"{context.client.host} answered {status}", requested_wait(response))
     if status in (403, 404):
         raise FileFailed(f"the server answered {status}: the file it listed is not there "
                          f"or not accessible")

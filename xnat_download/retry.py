@@ -37,6 +37,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare for XNAT; fall back to our own backoff
 
 
+def requested_wait(response: requests.Response) -> float | None:
+    """The wait an answer asks for in its Retry-After header, if it gives one in seconds."""
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
 def backoff(attempt: int, base: float, retry_after: float | None = None) -> float:
     """Seconds to wait before retry `attempt` (1, 2, ...): the server's Retry-After if it gave one,
     otherwise doubling waits with jitter so that parallel workers do not retry in lockstep."""
@@ -114,7 +119,7 @@ class Attempts:
 
     def failed_with(self, response: requests.Response, problem: str) -> None:
         """An answer to retry: its Retry-After, if any, sets the next wait."""
-        self.failed(problem, parse_retry_after(response.headers.get("Retry-After")))
+        self.failed(problem, requested_wait(response))
 
     def exhausted(self) -> str:
         return f"{self.problem} (after {self.made} attempts)"
