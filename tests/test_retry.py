@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import requests
 
 from xnat_download import retry
 from xnat_download.errors import Interrupted
@@ -45,3 +46,19 @@ def test_a_stop_during_the_wait_ends_the_attempts():
     with pytest.raises(Interrupted):
         for _ in attempts:
             attempts.failed("503")
+
+
+def answer(status: int, location: str | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response.url = status, "https://xnat.example.org/xnat/data/projects"
+    if location is not None:
+        response.headers["Location"] = location
+    return response
+
+
+def test_a_401_or_a_redirect_to_a_login_page_means_log_in_again():
+    assert retry.needs_fresh_login(answer(401))
+    assert retry.needs_fresh_login(answer(302, "/xnat/app/template/Login.vm"))
+    assert retry.needs_fresh_login(answer(302, "https://sso.example.org/login?next=x"))
+    assert not retry.needs_fresh_login(answer(302, "/xnat/data/archive/projects"))
+    assert not retry.needs_fresh_login(answer(403))

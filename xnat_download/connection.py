@@ -166,8 +166,8 @@ class XnatClient:
             raise XnatError(f"refused to follow a link from {self.host} to another server")
         for attempt in range(2):
             generation = self._login_generation
-            response, to_login = self._get_on_server(url, params, headers, stream)
-            if to_login or needs_fresh_login(response):
+            response = self._get_on_server(url, params, headers, stream)
+            if needs_fresh_login(response):
                 response.close()
                 if attempt == 0:
                     self.relogin(generation)
@@ -177,26 +177,22 @@ class XnatClient:
         raise AssertionError("unreachable")
 
     def _get_on_server(self, url: str, params: dict | None, headers: dict | None,
-                       stream: bool) -> tuple[requests.Response, bool]:
+                       stream: bool) -> requests.Response:
         """GET, following redirects only while they stay on our server; OffServer for one that
-        leaves it. Returns the answer, and whether it was a redirect to a login page."""
+        leaves it. A redirect to a login page is returned as it is, for the caller to log in."""
         for hop in range(MAX_REDIRECTS + 1):
             started_cpu = time.thread_time()
             response = self.http.get(url, params=params, headers=headers, stream=stream,
                                      timeout=(min(self.timeout, 30), self.timeout),
                                      allow_redirects=False)
-            if not response.is_redirect:
+            if not response.is_redirect or needs_fresh_login(response):
                 if hop == 0 and response.status_code in (200, 206):
                     # One plain request, answered: what it cost goes to the route chooser.
                     self.meter.record_request(response.elapsed.total_seconds(),
                                               time.thread_time() - started_cpu)
-                return response, False
+                return response
             target = urljoin(response.url, response.headers["Location"])
             response.close()
-            if "login" in target.lower():
-                # An expired session sent to a login page (the server's own, or a single sign-on
-                # elsewhere) instead of getting a 401: not followed, the caller logs in again.
-                return response, True
             if not on_server(self.server, target):
                 parts = urlsplit(target)
                 where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
+from urllib.parse import urljoin
 
 import requests
 
@@ -26,8 +27,11 @@ def retried(status: int) -> bool:
 
 
 def needs_fresh_login(response: requests.Response) -> bool:
-    """The session expired: a 401, or (on some sites) a redirect to the login page."""
-    return response.status_code == 401 or (bool(response.history) and "login" in response.url.lower())
+    """The session expired: a 401, or (on some sites) a redirect to a login page, the server's own
+    or a single sign-on elsewhere (never followed: the client logs in again)."""
+    if response.status_code == 401:
+        return True
+    return response.is_redirect and "login" in urljoin(response.url, response.headers["Location"]).lower()
 
 
 def parse_retry_after(value: str | None) -> float | None:
