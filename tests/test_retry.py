@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import requests
 
 from xnat_download import retry
 from xnat_download.errors import Interrupted
@@ -14,6 +15,12 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
     waits = [retry.backoff(attempt, 1.0) for attempt in (1, 2, 3, 4)]
     for attempt, wait in zip((1, 2, 3, 4), waits):
         assert 0.5 * 2 ** (attempt - 1) <= wait <= 2 ** (attempt - 1)
+
+
+def test_retry_after_in_seconds_is_kept_and_a_date_falls_back_to_our_own_wait():
+    assert retry.parse_retry_after("7") == 7 and retry.parse_retry_after("-3") == 0
+    assert retry.parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None
+    assert retry.parse_retry_after(None) is None
 
 
 def test_too_many_requests_and_server_errors_are_retried_nothing_else():
@@ -39,3 +46,19 @@ def test_a_stop_during_the_wait_ends_the_attempts():
     with pytest.raises(Interrupted):
         for _ in attempts:
             attempts.failed("503")
+
+
+def answer(status: int, location: str | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response.url = status, "https://xnat.example.org/xnat/data/projects"
+    if location is not None:
+        response.headers["Location"] = location
+    return response
+
+
+def test_a_401_or_a_redirect_to_a_login_page_means_log_in_again():
+    assert retry.needs_fresh_login(answer(401))
+    assert retry.needs_fresh_login(answer(302, "/xnat/app/template/Login.vm"))
+    assert retry.needs_fresh_login(answer(302, "https://sso.example.org/login?next=x"))
+    assert not retry.needs_fresh_login(answer(302, "/xnat/data/archive/projects"))
+    assert not retry.needs_fresh_login(answer(403))

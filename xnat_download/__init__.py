@@ -7,23 +7,25 @@ before it here, never common.py nor a script (common.py imports names, the first
     names       server names made safe: cleaned, cut, kept inside, tagged when they clean up alike
     errors      the errors a run can end with, exit codes, secrets scrubbed from messages
     output      the one channel on stderr: notes, warnings, errors and details as records of the
-                xnat_download logger, one formatter that prefixes and redacts every line
+                xnat_download logger, one formatter that prefixes and redacts every line; the
+                progress bar
     config      settings and credentials: option > environment > site defaults > ~/.netrc >
                 prompt; every environment variable is read here
     cli         options, the levels -q and -v set, run(main): one line and an exit code
     retry       the retry rule: which answers, how long to wait, how often, when to log in again
-    meter       what the run has seen of the network: request time, own CPU, throughput
+    meter       what the run has measured of the network: request time, own CPU, throughput
     connection  xnatpy login, GET retried by that rule, a fresh login on 401
     catalog     projects, subjects, sessions, scans and files; defaults, filters, shards
     plan        which files of a scan to fetch, and the safe path each one takes
     selection   which session(s), scans and shard a download takes, and what it skips and why
     disk        folders, digests and disk errors
     manifest    .xnat-manifest.json, the folder lock, and the resume check (check_on_disk)
-    fetch_file  one file by one request: .part, continued where allowed, verified, retried
+    fetch_file  one file by one request: .part, continued where allowed, verified, retried; the
+                FetchContext every fetch shares (connection, stop flag, progress bar)
     fetch_zip   a scan as one zip stream, unpacked and verified entry by entry
     routing     the route chooser: one zip or file by file per scan, by a cost model of the network
     pool        the worker threads, which take follow-up tasks while they run
-    transfer    one session's transfer: what is present, routes, outcomes, the tally
+    fetch_session one session's scans at a time: what is present, routes, outcomes, the run's tally
     bids_config dcm2bids configuration files (--bids-config), checked before anything is fetched
     bids_match  dcm2bids's rules: criteria, acquisition order, entity order, runs, ids
     bids_names  BIDS names: the default map, dcm2bids configurations, labels, runs

@@ -67,16 +67,17 @@ class BidsOptions:
         return fields
 
 
-def find_dcm2niix() -> str:
-    """$DCM2NIIX, else dcm2niix on the PATH, else the one pip installed beside this Python."""
+def find_dcm2niix(setting: str | None = None) -> str:
+    """The dcm2niix the user set (config.dcm2niix_setting: $DCM2NIIX), else the one on the PATH,
+    else the one pip installed beside this Python."""
     beside_python = Path(sys.executable).parent / "dcm2niix"
-    return (os.environ.get("DCM2NIIX") or shutil.which("dcm2niix")
+    return (setting or shutil.which("dcm2niix")
             or (str(beside_python) if beside_python.is_file() else "dcm2niix"))
 
 
-def check_dcm2niix() -> str:
+def check_dcm2niix(setting: str | None = None) -> str:
     """Before anything is downloaded: dcm2niix must be there and run. Returns its path."""
-    dcm2niix = find_dcm2niix()
+    dcm2niix = find_dcm2niix(setting)
     try:
         result = subprocess.run([dcm2niix, "-v"], capture_output=True, text=True, timeout=30)
         # dcm2niix -v prints its version and exits 3 (0 in some builds).

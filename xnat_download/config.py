@@ -70,8 +70,8 @@ class Config:
     retries: int = 5               # extra attempts after the first fails
     timeout: float = 60            # seconds without a byte before an attempt is abandoned
     retry_wait: float = 1.0        # seconds before the first retry (XNAT_RETRY_WAIT)
-    dcm2niix: str | None = None    # $DCM2NIIX: the converter --bids runs, if not the usual one
     ca_bundle: str | None = None   # $REQUESTS_CA_BUNDLE (or $CURL_CA_BUNDLE): a private CA
+    proxies: dict[str, str] = field(default_factory=dict)   # $HTTPS_PROXY, $NO_PROXY and kin
     started: float = field(default_factory=time.monotonic)   # for the time a summary reports
 
 
@@ -130,15 +130,24 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
                   demo=demo is not None, workers=getattr(args, "workers", site.workers),
                   retries=getattr(args, "retries", site.retries),
                   timeout=getattr(args, "timeout", site.timeout),
-                  retry_wait=retry_wait(site, env), dcm2niix=dcm2niix_setting(env),
-                  ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None)
+                  retry_wait=retry_wait(site, env),
+                  ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+                  proxies=proxies_for(server.rstrip("/")))
 
 
 def dcm2niix_setting(environ: dict[str, str] | None = None) -> str | None:
-    """$DCM2NIIX: the dcm2niix --bids runs, where not the one on the PATH. A function of its own,
-    since --bids is checked before the rest of the configuration is resolved."""
+    """$DCM2NIIX: the dcm2niix --bids runs, where not the one on the PATH. Not part of Config, since
+    --bids is checked (DownloadOptions.from_args) before the rest of the configuration is resolved."""
     env = os.environ if environ is None else environ
     return env.get("DCM2NIIX") or None
+
+
+def proxies_for(server: str) -> dict[str, str]:
+    """The proxies the environment sets for this server, by requests's own rules (which read
+    os.environ itself), read once: requests would read them again for every request."""
+    import requests.utils   # deferred: a usage error never pays for importing requests
+
+    return requests.utils.get_environ_proxies(server)
 
 
 def retry_wait(site: SiteDefaults, environ: dict[str, str]) -> float:

@@ -18,8 +18,6 @@ from xnat_download.errors import AuthError, NotFound, XnatError
 from xnat_download.meter import NetworkMeter
 from xnat_download.output import warn
 from xnat_download.retry import RetryRule, needs_fresh_login, retried
-# fetch_file and fetch_zip still take these two from here; they will use RetryRule.attempts.
-from xnat_download.retry import backoff, parse_retry_after  # noqa: F401
 
 LOGOUT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
@@ -46,12 +44,11 @@ class XnatClient:
         self.config = config
         self.server = config.server
         self.host = urlsplit(config.server).hostname or config.server
-        self.retries = config.retries
         self.timeout = config.timeout
-        self.retry_wait = config.retry_wait
         self.retry_rule = RetryRule(config.retries, config.retry_wait)
         workers = config.workers
-        # What the requests so far have shown of the network, for the route chooser.
+        # What the requests so far have shown of the network, for the route chooser; the time of
+        # each request is recorded here, the throughput of bodies where they are read.
         self.meter = NetworkMeter()
         self._login_lock = threading.Lock()
         self._login_generation = 0
@@ -63,9 +60,9 @@ class XnatClient:
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
         # requests reads the environment (proxies, CA bundle) again for every request, which costs
-        # more than the rest of a small file's request. Every request goes to one server, so read
-        # it once, with the same variables and precedence requests itself uses.
-        self.http.proxies = requests.utils.get_environ_proxies(self.server)
+        # more than the rest of a small file's request. Every request goes to one server, so
+        # config.py reads it once, with the same variables and precedence requests itself uses.
+        self.http.proxies = dict(config.proxies)
         if self.http.verify is True:
             self.http.verify = config.ca_bundle or True
         self.http.trust_env = False
@@ -169,8 +166,8 @@ class XnatClient:
             raise XnatError(f"refused to follow a link from {self.host} to another server")
         for attempt in range(2):
             generation = self._login_generation
-            response, to_login = self._get_on_server(url, params, headers, stream)
-            if to_login or needs_fresh_login(response):
+            response = self._get_on_server(url, params, headers, stream)
+            if needs_fresh_login(response):
                 response.close()
                 if attempt == 0:
                     self.relogin(generation)
@@ -180,21 +177,22 @@ class XnatClient:
         raise AssertionError("unreachable")
 
     def _get_on_server(self, url: str, params: dict | None, headers: dict | None,
-                       stream: bool) -> tuple[requests.Response, bool]:
+                       stream: bool) -> requests.Response:
         """GET, following redirects only while they stay on our server; OffServer for one that
-        leaves it. Returns the answer, and whether it was a redirect to a login page."""
-        for _ in range(MAX_REDIRECTS + 1):
+        leaves it. A redirect to a login page is returned as it is, for the caller to log in."""
+        for hop in range(MAX_REDIRECTS + 1):
+            started_cpu = time.thread_time()
             response = self.http.get(url, params=params, headers=headers, stream=stream,
                                      timeout=(min(self.timeout, 30), self.timeout),
                                      allow_redirects=False)
-            if not response.is_redirect:
-                return response, False
+            if not response.is_redirect or needs_fresh_login(response):
+                if hop == 0 and response.status_code in (200, 206):
+                    # One plain request, answered: what it cost goes to the route chooser.
+                    self.meter.record_request(response.elapsed.total_seconds(),
+                                              time.thread_time() - started_cpu)
+                return response
             target = urljoin(response.url, response.headers["Location"])
             response.close()
-            if "login" in target.lower():
-                # An expired session sent to a login page (the server's own, or a single sign-on
-                # elsewhere) instead of getting a 401: not followed, the caller logs in again.
-                return response, True
             if not on_server(self.server, target):
                 parts = urlsplit(target)
                 where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
@@ -213,13 +211,11 @@ class XnatClient:
         attempts = self.retry_rule.attempts(what=path)
         for _ in attempts:
             generation = self._login_generation
-            started_cpu = time.thread_time()
             try:
                 response = self.request(path, params=params)
             except requests.RequestException as error:
                 attempts.failed(describe_network_error(self.host, error))
                 continue
-            cpu_seconds = time.thread_time() - started_cpu
             if response.status_code in (403, 404):
                 raise NotFound(response.status_code, path)
             if retried(response.status_code):
@@ -228,10 +224,6 @@ class XnatClient:
             if response.status_code != 200:
                 raise XnatError(f"{self.host} answered {response.status_code} "
                                 f"{error_text(response)} to {path}")
-            if generation == self._login_generation:   # one request, not a login and a retry
-                # A listing's body is too short to show a connection's pace (it fits in the first
-                # window a connection sends at once): only its time counts, not its bytes.
-                self.meter.record_request(response.elapsed.total_seconds(), cpu_seconds)
             try:
                 return parse_result_set(response)
             except ValueError as error:

@@ -12,13 +12,13 @@ from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix
 from xnat_download.bids_config import ConfigError, load_config
 from xnat_download.bids_names import BidsName, Image, map_by_type, name_images, stand_in_sidecar
 from xnat_download.catalog import Session
-from xnat_download.config import Config
+from xnat_download.config import Config, dcm2niix_setting
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
 from xnat_download.manifest import Manifest, check_on_disk
 from xnat_download.output import always, human_size, note
 from xnat_download.plan import SessionJob, ScanPlan, Skipped, plan_scan
-from xnat_download.transfer import Downloader
+from xnat_download.fetch_session import SessionFetcher
 
 
 FIELD_MAP_PARTS = "<magnitude1|magnitude2|phasediff|fieldmap|magnitude>"
@@ -46,7 +46,7 @@ class DownloadOptions:
                     config = load_config(Path(args.bids_config))
                 except ConfigError as error:
                     parser.error(f"--bids-config: {error}")
-            dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix()
+            dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix(dcm2niix_setting())
             bids = BidsOptions(Path(args.bids), bids_map, config, dcm2niix)
         return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
                    transfer=args.transfer, bids=bids)
@@ -69,19 +69,19 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob]
     if options.dry_run:
         return show_jobs(client, config, jobs, options)
     bids = BidsWriter(options.bids, config.project, output_dir) if options.bids else None
-    downloader = Downloader(client, options.workers, output_dir, options.transfer,
-                            on_scan_ready=bids.scan_ready if bids else None)
+    fetcher = SessionFetcher(client, options.workers, output_dir, options.transfer,
+                             on_scan_ready=bids.scan_ready if bids else None)
     try:
         for job in jobs:
             plans = plan_job(client, config, job, options)
-            downloader.download_session(plans)
+            fetcher.fetch_session(plans)
             if bids:
                 bids.finish_session(job.session)
     finally:
-        downloader.close()
+        fetcher.close()
         if bids:
             bids.close()
-    summary = downloader.summary
+    summary = fetcher.summary
     summary.started = config.started
     summary.skipped = [skip.what for skip in skipped]
     note(summary.line(output_dir))

@@ -3,21 +3,19 @@ server allows it, retried with backoff, and renamed only once its size and MD5 m
 A body that runs past the listed size is abandoned there: no server can fill the disk."""
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 
 import requests
 
 from xnat_download.catalog import RemoteFile
-from xnat_download.connection import (OffServer, XnatClient, backoff, describe_network_error, error_text,
-                                      parse_retry_after)
+from xnat_download.connection import OffServer, XnatClient, describe_network_error, error_text
 from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit, remove_quietly
 from xnat_download.errors import Interrupted
 from xnat_download.manifest import Manifest
+from xnat_download.meter import BodyClock
 from xnat_download.plan import PlannedFile
-
-log = logging.getLogger("xnat_download")
+from xnat_download.retry import requested_wait, retried
 
 # Never image/*: XNAT would convert DICOM to a snapshot.
 ACCEPT_ANY = {"Accept": "*/*"}
@@ -27,7 +25,7 @@ UNLISTED_SIZE_CAP = 4 * 1024 ** 3
 
 
 @dataclass
-class Transfer:
+class FetchContext:
     """What every fetch of a run shares: the connection, the stop flag and the progress bar."""
     client: XnatClient
     cancel: threading.Event
@@ -81,54 +79,48 @@ def keep(part: PartFile, planned: PlannedFile, manifest: Manifest) -> int:
     return part.size
 
 
-def check_status(transfer: Transfer, response: requests.Response) -> None:
-    """Retry on 429 and 5xx (respecting Retry-After); FileFailed on answers no retry will change."""
+def check_status(context: FetchContext, response: requests.Response) -> None:
+    """Retry where the rule says another attempt may help (respecting Retry-After); FileFailed on
+    answers no retry will change."""
     status = response.status_code
-    if status == 429 or status >= 500:
-        raise Retry(f"{transfer.client.host} answered {status}",
-                    parse_retry_after(response.headers.get("Retry-After")))
+    if retried(status):
+        raise Retry(f"{context.client.host} answered {status}", requested_wait(response))
     if status in (403, 404):
         raise FileFailed(f"the server answered {status}: the file it listed is not there "
                          f"or not accessible")
     raise FileFailed(f"the server answered {status} {error_text(response)}")
 
 
-def fetch_file(transfer: Transfer, planned: PlannedFile, manifest: Manifest) -> int:
+def fetch_file(context: FetchContext, planned: PlannedFile, manifest: Manifest) -> int:
     """One file, retried; renamed to its final name only once its size and digest match.
     Returns its size; FileFailed if it could not be had."""
-    client = transfer.client
-    problem = ""
-    retry_after = None
-    for attempt in range(client.retries + 1):
-        if attempt:
-            wait = backoff(attempt, client.retry_wait, retry_after)
-            log.debug("retrying %s in %.1f s: %s", planned.relative, wait, problem)
-            if transfer.cancel.wait(wait):
-                raise Interrupted()
-        retry_after = None
+    client = context.client
+    attempts = client.retry_rule.attempts(what=planned.relative, cancel=context.cancel)
+    for _ in attempts:
         counted = [0]   # bytes this attempt added to the progress bar
         try:
-            part = _fetch_once(transfer, planned, counted)
+            part = _fetch_once(context, planned, counted)
         except Overflow:
-            transfer.progress.update(-counted[0])
+            context.progress.update(-counted[0])
             raise
         except OffServer as refusal:   # it would be sent away again
             raise FileFailed(f"the server sent the request for it on to another server "
                              f"({refusal.where}); not followed: files come from the server only") from None
         except Retry as retry:
-            problem, retry_after = str(retry), retry.retry_after
+            attempts.failed(str(retry), retry.retry_after)
         except requests.RequestException as error:
-            problem = describe_network_error(client.host, error)
+            attempts.failed(describe_network_error(client.host, error))
         else:
             problem = mismatch(planned.remote, part.size, part.md5.hexdigest())
             if not problem:
                 return keep(part, planned, manifest)
             part.discard()   # wrong bytes: the next attempt starts over
-        transfer.progress.update(-counted[0])
-    raise FileFailed(f"{problem} (after {client.retries + 1} attempts)")
+            attempts.failed(problem)
+        context.progress.update(-counted[0])
+    raise FileFailed(attempts.exhausted())
 
 
-def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) -> PartFile:
+def _fetch_once(context: FetchContext, planned: PlannedFile, counted: list[int]) -> PartFile:
     """Stream the file into its .part, continuing a leftover .part when the server allows it."""
     remote, target = planned.remote, planned.target
     partial = target.with_name(target.name + ".part")
@@ -144,23 +136,26 @@ def _fetch_once(transfer: Transfer, planned: PlannedFile, counted: list[int]) ->
     headers = dict(ACCEPT_ANY)
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    response = transfer.client.request(remote.url, headers=headers, stream=True)
+    response = context.client.request(remote.url, headers=headers, stream=True)
     with response:
         status = response.status_code
         if status == 416:
             remove_quietly(partial)
             raise Retry("the server refused to continue a partial file")
         if status not in (200, 206) or (status == 206 and not offset):
-            check_status(transfer, response)
+            check_status(context, response)
         # 200: the server sent it whole, so the .part starts over.
-        part = PartFile(target, transfer.cancel, size_cap(remote), append=status == 206)
+        part = PartFile(target, context.cancel, size_cap(remote), append=status == 206)
+        clock = BodyClock(context.client.meter)
         try:
             for chunk in response.iter_content(CHUNK_SIZE):
-                if transfer.cancel.is_set():
+                if context.cancel.is_set():
                     raise Interrupted()
                 part.write(chunk)
+                clock.arrived(len(chunk))
                 counted[0] += len(chunk)
-                transfer.progress.update(len(chunk))
+                context.progress.update(len(chunk))
+            clock.ended()
         except PastLimit:
             # The .part stays, cut at the listed size, for a look at what came; the next run
             # starts it over (a leftover as long as the listing is never continued).

@@ -16,12 +16,13 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from xnat_download.connection import OffServer, backoff, describe_network_error
+from xnat_download.connection import OffServer, describe_network_error
 from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit
 from xnat_download.errors import Interrupted
-from xnat_download.fetch_file import (ACCEPT_ANY, FileFailed, Retry, Transfer, check_status, keep, mismatch,
-                                      overflow, size_cap)
+from xnat_download.fetch_file import (ACCEPT_ANY, FetchContext, FileFailed, Retry, check_status, keep,
+                                      mismatch, overflow, size_cap)
 from xnat_download.manifest import Manifest
+from xnat_download.meter import BodyClock
 from xnat_download.plan import PlannedFile, ScanPlan
 
 log = logging.getLogger("xnat_download")
@@ -86,31 +87,25 @@ def entry_name(name: bytes) -> str | None:
     return match.group(1) if match else None
 
 
-def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], manifest: Manifest,
+def fetch_zip(context: FetchContext, plan: ScanPlan, files: list[PlannedFile], manifest: Manifest,
               attempts_left: int) -> ZipOutcome:
     """Fetch `files` of the scan through one zip of its resource, retrying a zip that fails before
     its first entry lands (5xx, 429, a refused connection) while `attempts_left` allows."""
-    client = transfer.client
+    client = context.client
     outcome = ZipOutcome()
     wanted = {planned.remote.path: planned for planned in files}
-    retry_after = None
-    while True:
-        if outcome.attempts:
-            wait = backoff(outcome.attempts, client.retry_wait, retry_after)
-            log.debug("retrying the zip of scan %s in %.1f s: %s", plan.scan.id, wait, outcome.problem)
-            if transfer.cancel.wait(wait):
-                raise Interrupted()
-        outcome.attempts += 1
+    attempts = client.retry_rule.attempts(what=f"the zip of scan {plan.scan.id}", cancel=context.cancel,
+                                          limit=attempts_left)
+    for _ in attempts:
         outcome.streaming = False
-        retry_after = None
         landed_before = len(outcome.landed)
         outcome.cut = True
         try:
-            _read_zip(transfer, plan, wanted, manifest, outcome)
+            _read_zip(context, plan, wanted, manifest, outcome)
             outcome.problem, outcome.cut = "", False
             break
         except Retry as retry:
-            outcome.problem, retry_after = str(retry), retry.retry_after
+            attempts.failed(str(retry), retry.retry_after)
         except FileFailed as failure:   # 403, 404 or another answer no retry changes
             outcome.problem, outcome.cut = str(failure), False
             break
@@ -122,12 +117,13 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             outcome.abandoned = str(abandoned) if abandoned.whole else ""
             break
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
-            outcome.problem = describe_network_error(client.host, error)
+            attempts.failed(describe_network_error(client.host, error))
         except ZipDamaged as damage:
-            outcome.problem = str(damage)
+            attempts.failed(str(damage))
+        outcome.problem = attempts.problem
         log.debug("the zip of scan %s stopped: %s", plan.scan.id, outcome.problem)
         # A zip that delivered something is not repeated: what is left goes the cheaper way.
-        if len(outcome.landed) > landed_before or outcome.attempts >= attempts_left:
+        if len(outcome.landed) > landed_before:
             break
         # Nor is a stream that keeps breaking before its first file: one by one, each file is
         # retried on its own and no whole zip is read again and again.
@@ -136,13 +132,14 @@ def fetch_zip(transfer: Transfer, plan: ScanPlan, files: list[PlannedFile], mani
             if outcome.broken >= BROKEN_STREAMS:
                 outcome.cut = False
                 break
+    outcome.attempts = attempts.made
     outcome.left.extend(wanted.values())
     return outcome
 
 
-def _read_zip(transfer: Transfer, plan: ScanPlan, wanted: dict[str, PlannedFile], manifest: Manifest,
+def _read_zip(context: FetchContext, plan: ScanPlan, wanted: dict[str, PlannedFile], manifest: Manifest,
               outcome: ZipOutcome) -> None:
-    response = transfer.client.request(zip_path(plan), params={"format": "zip"}, headers=ACCEPT_ANY,
+    response = context.client.request(zip_path(plan), params={"format": "zip"}, headers=ACCEPT_ANY,
                                        stream=True)
     # Imported only once a zip is on its way (with its AES support it costs a tenth of a
     # second): a run that fetches file by file, or only lists, never pays it.
@@ -150,18 +147,18 @@ def _read_zip(transfer: Transfer, plan: ScanPlan, wanted: dict[str, PlannedFile]
 
     with response:
         if response.status_code != 200:
-            check_status(transfer, response)
+            check_status(context, response)
         outcome.streaming = True
         allowance = zip_allowance(plan)
         try:
-            _unpack(transfer, stream_unzip.stream_unzip(_arriving(transfer, response, allowance)),
+            _unpack(context, stream_unzip.stream_unzip(_arriving(context, response, allowance)),
                     wanted, {f.path: size_cap(f) for f in plan.listed}, allowance, manifest, outcome)
         except stream_unzip.UnzipError as error:
             raise ZipDamaged(f"the zip stream was cut short or damaged "
                              f"({type(error).__name__})") from None
 
 
-def _unpack(transfer: Transfer, entries: Iterable, wanted: dict[str, PlannedFile], caps: dict[str, int],
+def _unpack(context: FetchContext, entries: Iterable, wanted: dict[str, PlannedFile], caps: dict[str, int],
             allowance: int, manifest: Manifest, outcome: ZipOutcome) -> None:
     """Write each entry the listing names to its .part, verify it, and give it its name; entries
     not wanted are read past, each no further than its listed size allows."""
@@ -175,18 +172,18 @@ def _unpack(transfer: Transfer, entries: Iterable, wanted: dict[str, PlannedFile
             if relative not in caps:
                 unlisted_room -= read
             continue
-        part = PartFile(planned.target, transfer.cancel, size_cap(planned.remote))
+        part = PartFile(planned.target, context.cancel, size_cap(planned.remote))
         shown = 0
         try:
             for chunk in chunks:
                 part.write(chunk)
                 shown += len(chunk)
-                transfer.progress.update(len(chunk))
+                context.progress.update(len(chunk))
         except PastLimit:
             # Cut at its listed size (the .part stays for a look; it is started over next time).
             # The rest of a bomb is never inflated: the stream is given up here.
             part.close()
-            transfer.progress.update(-shown)
+            context.progress.update(-shown)
             del wanted[planned.remote.path]
             failure = overflow(planned.remote, " in the zip of its scan")
             outcome.failed.append((planned, failure))
@@ -201,7 +198,7 @@ def _unpack(transfer: Transfer, entries: Iterable, wanted: dict[str, PlannedFile
             # Its bytes in the zip are not the catalog's: fetched again on its own.
             log.debug("zip entry %s: %s", planned.relative, problem)
             part.discard()
-            transfer.progress.update(-part.size)
+            context.progress.update(-part.size)
             outcome.singly.append(planned)
             continue
         try:
@@ -223,7 +220,7 @@ def _read_past(chunks: Iterable[bytes], limit: int, name: bytes) -> int:
     return read
 
 
-def _arriving(transfer: Transfer, response: requests.Response, allowance: int) -> Iterator[bytes]:
+def _arriving(context: FetchContext, response: requests.Response, allowance: int) -> Iterator[bytes]:
     """The body as it arrives, not in blocks held back until full: a slow link still shows each
     entry as soon as it is complete, and a stop is seen between chunks. ZipAbandoned once it runs
     past `allowance` bytes."""
@@ -233,10 +230,12 @@ def _arriving(transfer: Transfer, response: requests.Response, allowance: int) -
     else:
         pieces = iter(lambda: raw.read1(CHUNK_SIZE), b"")
     received = 0
+    clock = BodyClock(context.client.meter)
     for piece in pieces:
-        if transfer.cancel.is_set():
+        if context.cancel.is_set():
             raise Interrupted()
         received += len(piece)
+        clock.arrived(len(piece))
         if received > allowance:
             # What fits goes on first, so that an entry running past its own size is named.
             yield piece[:len(piece) - (received - allowance)]
@@ -244,3 +243,4 @@ def _arriving(transfer: Transfer, response: requests.Response, allowance: int) -
                                f"{allowance} bytes, what its files and zip headers can take up); "
                                f"the zip was abandoned there", whole=True)
         yield piece
+    clock.ended()

@@ -1,5 +1,6 @@
-"""The manifest (`.xnat-manifest.json`: a scan folder's source and each verified file) and the
-folder lock that makes two runs into one folder take turns."""
+"""The manifest (`.xnat-manifest.json`: a scan folder's source and each verified file), the
+folder lock that makes two runs into one folder take turns, and the resume check (check_on_disk):
+the one place that decides whether a file is there already, someone else's, or to fetch."""
 from __future__ import annotations
 
 import contextlib
@@ -158,16 +159,16 @@ def check_on_disk(files: list[PlannedFile], manifest: Manifest, record: bool = T
     there and verified, which names someone else's file holds, and which files to fetch."""
     found = OnDisk()
     for planned in files:
-        if already_there(planned, manifest, record):
+        if _verified_there(planned, manifest, record):
             found.present.append(planned)
-        elif someone_elses(planned, manifest):
+        elif _someone_elses(planned, manifest):
             found.theirs.append(planned)
         else:
             found.to_fetch.append(planned)
     return found
 
 
-def already_there(planned: PlannedFile, manifest: Manifest, record: bool = True) -> bool:
+def _verified_there(planned: PlannedFile, manifest: Manifest, record: bool = True) -> bool:
     """Already on disk and verified: by the manifest if the file is untouched, else by digest
     (and then, with record, added to the manifest)."""
     remote, target = planned.remote, planned.target
@@ -189,7 +190,7 @@ def already_there(planned: PlannedFile, manifest: Manifest, record: bool = True)
     return True
 
 
-def someone_elses(planned: PlannedFile, manifest: Manifest) -> bool:
+def _someone_elses(planned: PlannedFile, manifest: Manifest) -> bool:
     """A file (or folder) under the planned name that the manifest does not say we wrote."""
     return planned.relative not in manifest.files and os.path.lexists(planned.target)
 

@@ -1,7 +1,7 @@
 """Talk on stderr, one channel for all of it: every note, warning, error and --verbose detail is a
 record of the `xnat_download` logger, and one formatter turns each into its line, with secrets
-scrubbed. `-q` and `-v` only set the logger's level (cli.setup_logging). Data goes to stdout and
-never through here."""
+scrubbed. `-q` and `-v` only set the logger's level (cli.setup_logging). The progress bar, for a
+person at a terminal, is drawn on stderr too. Data goes to stdout and never through here."""
 from __future__ import annotations
 
 import logging
@@ -67,6 +67,15 @@ def send_to_stderr(prog: str, level: int, verbose: bool) -> None:
     log.setLevel(level)
     # urllib3 at DEBUG prints one line per request: useful with --verbose, noise otherwise.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+def progress_bar():
+    """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
+    from tqdm import tqdm   # deferred: a run that lists, or fetches nothing, never pays for it
+
+    enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
+    return tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
+                file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
 def human_size(size: int | None) -> str:

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
+from urllib.parse import urljoin
 
 import requests
 
@@ -26,8 +27,11 @@ def retried(status: int) -> bool:
 
 
 def needs_fresh_login(response: requests.Response) -> bool:
-    """The session expired: a 401, or (on some sites) a redirect to the login page."""
-    return response.status_code == 401 or (bool(response.history) and "login" in response.url.lower())
+    """The session expired: a 401, or (on some sites) a redirect to a login page, the server's own
+    or a single sign-on elsewhere (never followed: the client logs in again)."""
+    if response.status_code == 401:
+        return True
+    return response.is_redirect and "login" in urljoin(response.url, response.headers["Location"]).lower()
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -35,6 +39,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None  # an HTTP date: rare for XNAT; fall back to our own backoff
+
+
+def requested_wait(response: requests.Response) -> float | None:
+    """The wait an answer asks for in its Retry-After header, if it gives one in seconds."""
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 def backoff(attempt: int, base: float, retry_after: float | None = None) -> float:
@@ -51,11 +60,16 @@ class RetryRule:
     retries: int
     first_wait: float
 
+    @property
+    def tries(self) -> int:
+        """Attempts in all: the first and its retries."""
+        return self.retries + 1
+
     def attempts(self, what: str = "", cancel: threading.Event | None = None,
                  limit: int | None = None) -> Attempts:
         """The attempts of one request (`what`, for --verbose); `limit` caps them below the
         rule's where some were spent already (a zip's retries, say)."""
-        return Attempts(self, what, cancel, self.retries + 1 if limit is None else limit)
+        return Attempts(self, what, cancel, self.tries if limit is None else limit)
 
 
 @dataclass
@@ -109,7 +123,7 @@ class Attempts:
 
     def failed_with(self, response: requests.Response, problem: str) -> None:
         """An answer to retry: its Retry-After, if any, sets the next wait."""
-        self.failed(problem, parse_retry_after(response.headers.get("Retry-After")))
+        self.failed(problem, requested_wait(response))
 
     def exhausted(self) -> str:
         return f"{self.problem} (after {self.made} attempts)"

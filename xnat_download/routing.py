@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from xnat_download.manifest import Manifest
-from xnat_download.meter import NetworkMeter
+from xnat_download.meter import NetworkReading
 from xnat_download.plan import PlannedFile, ScanPlan
 
 # Until the run has measured them (meter.py): one connection to an XNAT behind a proxy carries
@@ -39,37 +39,36 @@ class Route:
         return self.zip_seconds if self.by_zip else self.files_seconds
 
 
-def route(plan: ScanPlan, manifest: Manifest, files: list[PlannedFile], meter: NetworkMeter,
-          transfer: str = "auto") -> Route:
-    """Zip or files for one scan on its own, at the request time and throughput measured so far.
-    A zip only where it would fetch at most twice what is missing (it always brings the whole
-    resource) and, in auto, where it is cheaper."""
-    request_seconds = max(meter.request_seconds or 0.0, MIN_REQUEST_SECONDS)
-    bytes_per_second = meter.bytes_per_second or ASSUMED_BYTES_PER_SECOND
+def route(plan: ScanPlan, manifest: Manifest, files: list[PlannedFile], network: NetworkReading,
+          routing: str = "auto") -> Route:
+    """Zip or files for one scan on its own, at the request time and throughput measured (or, until
+    measured, assumed). A zip only where it would fetch at most twice what is missing (it always
+    brings the whole resource) and, in auto, where it is cheaper."""
+    request_seconds = max(network.request_seconds or 0.0, MIN_REQUEST_SECONDS)
+    bytes_per_second = network.bytes_per_second or ASSUMED_BYTES_PER_SECOND
     missing_bytes = sum(max(f.remote.size, 0) for f in files)
     zip_seconds = request_seconds + plan.total_bytes / bytes_per_second
     files_seconds = len(files) * request_seconds + missing_bytes / bytes_per_second
-    by_zip = transfer != "files" and len(files) > 1 and 2 * missing_bytes > plan.total_bytes
-    if transfer == "auto":
+    by_zip = routing != "files" and len(files) > 1 and 2 * missing_bytes > plan.total_bytes
+    if routing == "auto":
         by_zip = by_zip and zip_seconds < files_seconds
     return Route(plan, manifest, files, by_zip, zip_seconds, files_seconds)
 
 
-def choose_routes(routes: list[Route], workers: int, transfer: str = "auto",
-                  meter: NetworkMeter | None = None) -> list[Route]:
+def choose_routes(routes: list[Route], workers: int, network: NetworkReading,
+                  routing: str = "auto") -> list[Route]:
     """In auto, spread the scans whose zip would outlast the whole session's work shared out over
-    the connections that shorten it (meter.useful_connections: on a fast network with no latency,
-    requests are this process's computing, and more connections only take turns). Then put the
-    zips first, longest first, so that no long stream starts last (each file on its own is a
-    short task that fills the gaps)."""
-    if meter is not None:
-        workers = meter.useful_connections(workers)
-        log.debug("network so far: requests %.1f ms (%.1f ms of it computing here), %s MiB/s a "
-                  "connection; %d connection(s) shorten the run", 1000 * (meter.request_seconds or 0),
-                  1000 * (meter.cpu_seconds or 0),
-                  f"{meter.bytes_per_second / 2 ** 20:.0f}" if meter.bytes_per_second else
-                  f"{ASSUMED_BYTES_PER_SECOND / 2 ** 20:.0f} (assumed)", workers)
-    while transfer == "auto":
+    the connections that shorten it (NetworkReading.useful_connections: on a fast network with no
+    latency, requests are this process's computing, and more connections only take turns). Then
+    put the zips first, longest first, so that no long stream starts last (each file on its own is
+    a short task that fills the gaps)."""
+    workers = network.useful_connections(workers)
+    log.debug("network so far: requests %.1f ms (%.1f ms of it computing here), %s MiB/s a "
+              "connection; %d connection(s) shorten the run", 1000 * (network.request_seconds or 0),
+              1000 * (network.cpu_seconds or 0),
+              f"{network.bytes_per_second / 2 ** 20:.0f}" if network.bytes_per_second else
+              f"{ASSUMED_BYTES_PER_SECOND / 2 ** 20:.0f} (assumed)", workers)
+    while routing == "auto":
         zips = sorted((r for r in routes if r.by_zip), key=lambda r: r.zip_seconds, reverse=True)
         if not zips:
             break

@@ -1,11 +1,11 @@
-"""The transfer of one session's planned scans: what is already verified is counted, how each
-scan travels is chosen (routing.py), and a pool of workers fetches zips and single files, handing
-each outcome to the main thread, which keeps the tally and sends on what a zip left."""
+"""One session's planned scans fetched, session after session, with the run's tally: what is
+already verified is counted, how each scan travels is chosen (routing.py), and a pool of workers
+fetches zips and single files, handing each outcome to the main thread, which keeps the tally and
+sends on what a zip left."""
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,10 +15,10 @@ from typing import Callable
 from xnat_download.connection import XnatClient
 from xnat_download.disk import describe_disk_error, make_folder
 from xnat_download.errors import DiskProblem, Interrupted
-from xnat_download.fetch_file import FileFailed, Overflow, Transfer, fetch_file
+from xnat_download.fetch_file import FetchContext, FileFailed, Overflow, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
-from xnat_download.manifest import ForeignFolder, Manifest, already_there, folder_lock, someone_elses
-from xnat_download.output import human_size
+from xnat_download.manifest import ForeignFolder, Manifest, check_on_disk, folder_lock
+from xnat_download.output import human_size, progress_bar
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
 from xnat_download.routing import Route, choose_routes, route
@@ -49,21 +49,22 @@ class Summary:
         return f"{', '.join(parts)} in {elapsed:.{2 if elapsed < 10 else 0}f} s -> {folder}"
 
 
-class Downloader:
-    """Fetches planned scans, several connections at once, each file verified before it takes
-    its final name."""
+class SessionFetcher:
+    """Fetches the planned scans of one session at a time, several connections at once, each file
+    verified before it takes its final name; its summary is the tally of every session so far."""
 
     def __init__(self, client: XnatClient, workers: int, output_dir: Path,
-                 transfer: str = "auto",
+                 routing: str = "auto",
                  on_scan_ready: Callable[[ScanPlan, Manifest], None] | None = None) -> None:
         self.client = client
         self.workers = workers
-        self.transfer_mode = transfer   # --transfer: auto, zip or files
+        self.routing = routing   # --transfer: auto (routing.py chooses), zip or files
         self.output_dir = output_dir
         self.summary = Summary()
-        self.transfer = Transfer(client, threading.Event(), _progress_bar())
-        self.progress = self.transfer.progress
+        self.fetch_context = FetchContext(client, threading.Event(), progress_bar())
+        self.progress = self.fetch_context.progress
         self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
+        self.network = client.meter.reading()   # as measured when the session's routes were chosen
         self._scans: dict[int, ScanState] = {}
         self._files_done = 0
         self._files_total = 0
@@ -71,8 +72,11 @@ class Downloader:
     def close(self) -> None:
         self.progress.close()
 
-    def download_session(self, plans: list[ScanPlan]) -> None:
-        """Download every planned scan of one session; failures are recorded, not raised."""
+    def fetch_session(self, plans: list[ScanPlan]) -> None:
+        """Fetch every planned scan of one session; failures are recorded, not raised."""
+        # One picture of the network for all of this session's routes, re-routes included: what
+        # its own transfers measure is for the next session's.
+        self.network = self.client.meter.reading()
         with contextlib.ExitStack() as stack:
             routes = []
             folders: dict[tuple, ScanPlan] = {}   # each scan folder (device, inode), and its scan
@@ -81,14 +85,14 @@ class Downloader:
                 if manifest is None:
                     continue
                 state = self._scans[id(plan)] = ScanState(manifest, broken=bool(plan.refused))
-                missing = self._missing_files(plan, state)
+                missing = self._files_to_fetch(plan, state)
                 if missing:
                     routes.append(self._route(plan, manifest, missing))
                 else:
                     self._scan_done(plan)
             self.progress.refresh()
-            pool = WorkerPool(self._work, self.workers, self.transfer.cancel)
-            for chosen in choose_routes(routes, self.workers, self.transfer_mode, self.client.meter):
+            pool = WorkerPool(self._work, self.workers, self.fetch_context.cancel)
+            for chosen in choose_routes(routes, self.workers, self.network, self.routing):
                 log.debug("scan %s: %d files %s", chosen.plan.scan.id, len(chosen.files),
                           "as one zip" if chosen.by_zip else "one by one")
                 self._submit(pool, chosen)
@@ -98,14 +102,14 @@ class Downloader:
                 if isinstance(outcome, ZipOutcome):
                     self._zip_done(pool, task, outcome)
                 elif isinstance(outcome, int):
-                    self._landed(task[1].plan, outcome)
+                    self._landed(task.route.plan, outcome)
                 elif isinstance(outcome, FileFailed):
-                    self._failed(task[1].plan, task[2], outcome)
+                    self._failed(task.route.plan, task.planned, outcome)
                 elif isinstance(outcome, Interrupted):
                     continue   # a worker stopping because another one hit a fatal problem
                 else:
                     fatal = fatal or outcome
-                    self.transfer.cancel.set()
+                    self.fetch_context.cancel.set()
             if fatal:
                 raise fatal
 
@@ -145,52 +149,48 @@ class Downloader:
         stack.callback(manifest.save)
         return manifest
 
-    def _missing_files(self, plan: ScanPlan, state: ScanState) -> list[PlannedFile]:
+    def _files_to_fetch(self, plan: ScanPlan, state: ScanState) -> list[PlannedFile]:
         """The scan's files to fetch; those verified already are counted, others' files reported."""
-        missing = []
-        for planned in plan.files:
+        on_disk = check_on_disk(plan.files, state.manifest)
+        for planned in on_disk.present:
             size = max(planned.remote.size, 0)   # -1: the listing gave no size
-            if already_there(planned, state.manifest):
-                self.summary.present += 1
-                self.summary.present_bytes += size
-                self.progress.total += size
-                self.progress.update(size)
-            elif someone_elses(planned, state.manifest):   # not ours to replace
-                state.broken = True
-                self.summary.failed.append(
-                    f"{planned.target.relative_to(self.output_dir)}: a different file of "
-                    f"this name was already there, not from these scripts; it was left "
-                    f"untouched: move it away to download this one")
-                self.summary.needs_attention += 1
-            else:
-                self.progress.total += size
-                missing.append(planned)
-        self._files_total += len(missing)
-        state.remaining = len(missing)
-        return missing
+            self.summary.present += 1
+            self.summary.present_bytes += size
+            self.progress.total += size
+            self.progress.update(size)
+        for planned in on_disk.theirs:   # not ours to replace
+            state.broken = True
+            self.summary.failed.append(
+                f"{planned.target.relative_to(self.output_dir)}: a different file of "
+                f"this name was already there, not from these scripts; it was left "
+                f"untouched: move it away to download this one")
+            self.summary.needs_attention += 1
+        self.progress.total += sum(max(planned.remote.size, 0) for planned in on_disk.to_fetch)
+        self._files_total += len(on_disk.to_fetch)
+        state.remaining = len(on_disk.to_fetch)
+        return on_disk.to_fetch
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
-        return route(plan, manifest, files, self.client.meter, self.transfer_mode)
+        return route(plan, manifest, files, self.network, self.routing)
 
     def _submit(self, pool: WorkerPool, chosen: Route, zip_attempts: int = 0) -> None:
         if chosen.by_zip:
-            pool.submit(("zip", chosen, zip_attempts))
+            pool.submit(ZipTask(chosen, zip_attempts))
         else:
             for planned in chosen.files:
-                pool.submit(("file", chosen, planned))
+                pool.submit(FileTask(chosen, planned))
 
-    def _work(self, task: tuple) -> object:
-        if task[0] == "zip":
-            _, chosen, attempts_used = task
-            attempts_left = self.client.retries + 1 - attempts_used
-            return fetch_zip(self.transfer, chosen.plan, chosen.files, chosen.manifest, attempts_left)
-        _, chosen, planned = task
-        return fetch_file(self.transfer, planned, chosen.manifest)
+    def _work(self, task: ZipTask | FileTask) -> object:
+        if isinstance(task, ZipTask):
+            attempts_left = self.client.retry_rule.tries - task.attempts_used
+            return fetch_zip(self.fetch_context, task.route.plan, task.route.files, task.route.manifest,
+                             attempts_left)
+        return fetch_file(self.fetch_context, task.planned, task.route.manifest)
 
-    def _zip_done(self, pool: WorkerPool, task: tuple, outcome: ZipOutcome) -> None:
+    def _zip_done(self, pool: WorkerPool, task: ZipTask, outcome: ZipOutcome) -> None:
         """Count what the zip landed; send on what it left: a cut-off zip's rest by a new zip if
         that is still the cheaper way, otherwise (and always for a wrong entry) file by file."""
-        _, chosen, attempts_used = task
+        chosen, attempts_used = task.route, task.attempts_used
         if outcome.abandoned:
             self.summary.abandoned.append(f"{chosen.plan.folder.relative_to(self.output_dir)} (zip): "
                                           f"{outcome.abandoned}; its files came one by one")
@@ -202,10 +202,10 @@ class Downloader:
         if outcome.left:
             rest = self._route(chosen.plan, chosen.manifest, outcome.left)
             rest.by_zip = (rest.by_zip and outcome.cut
-                           and attempts_used < self.client.retries + 1)
+                           and attempts_used < self.client.retry_rule.tries)
             self._submit(pool, rest, attempts_used)
         for planned in outcome.singly:
-            pool.submit(("file", chosen, planned))
+            pool.submit(FileTask(chosen, planned))
 
     def _landed(self, plan: ScanPlan, size: int) -> None:
         self.summary.downloaded += 1
@@ -235,18 +235,23 @@ class Downloader:
 
 
 @dataclass
+class ZipTask:
+    """A worker's task: the route's files by one zip, after `attempts_used` zips of them before."""
+    route: Route
+    attempts_used: int = 0
+
+
+@dataclass
+class FileTask:
+    """A worker's task: one file of the route, by its own request."""
+    route: Route
+    planned: PlannedFile
+
+
+@dataclass
 class ScanState:
     """A scan of the session being downloaded: its manifest, and how many files are still due."""
     manifest: Manifest
     remaining: int = 0
     broken: bool = False   # a file failed or was refused: the scan is not complete
-
-
-def _progress_bar():
-    """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
-    from tqdm import tqdm
-
-    enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
-    return tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True, leave=False)
 
