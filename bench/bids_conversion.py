@@ -30,8 +30,9 @@ BIDS_CONFIG = {"descriptions": [
 def bench_bids(report: Report, scratch: Path, runs: int) -> None:
     """--bids against the same download followed by dcm2niix on each scan folder in turn (wan)."""
     from xnat_download.bids import find_dcm2niix
+    from xnat_download.config import dcm2niix_setting
 
-    dcm2niix = find_dcm2niix()
+    dcm2niix = find_dcm2niix(dcm2niix_setting())   # the one --bids runs, $DCM2NIIX honoured
     config = scratch / "dcm2bids_config.json"
     config.write_text(json.dumps(BIDS_CONFIG))
     with Sandbox(scale=BIDS_SCALE) as sb:
