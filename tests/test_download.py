@@ -3,10 +3,8 @@ filters, sessions and shards, dry runs, resume, and the faults a real network br
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +12,6 @@ from cli import (assert_downloaded, data_files_below, expected_files, find_sessi
                  script_env, start_script)
 
 from common import scan_folder_name
-from sandbox import Sandbox
 from xnat_download.catalog import Scan, natural_key
 
 SESSION_SCRIPT = "4_download_session.py"
@@ -25,29 +22,10 @@ def file_gets(sandbox):
     return sandbox.file_requests()
 
 
-@pytest.fixture(scope="module")
-def downloaded(tmp_path_factory):
-    """The default session downloaded once, by a server of its own: (server, folder, result). The
-    tests that inspect a plain download read it; those that damage it or run again work on a copy."""
-    with Sandbox() as server:
-        root = tmp_path_factory.mktemp("downloaded")
-        yield server, root, run_script(SESSION_SCRIPT, cwd=root, sandbox=server)
-
-
-def copy_of_download(downloaded, tmp_path) -> Path:
-    """The default session's download copied into tmp_path (manifests and mtimes as they were), as
-    if it had been downloaded there; returns the session folder. The demo data is the same on every
-    server, and a manifest names the server without its port."""
-    _, root, result = downloaded
-    assert result.returncode == 0, result.stderr
-    shutil.copytree(root / "downloaded_data", tmp_path / "downloaded_data")
-    return tmp_path / "downloaded_data" / "session-sub-2_ses-1"
-
-
 # --- what lands on disk ------------------------------------------------------------------------
 
-def test_default_session_downloads_every_dicom_file_byte_for_byte(downloaded):
-    sandbox, tmp_path, result = downloaded
+def test_default_session_downloads_every_dicom_file_byte_for_byte(default_download):
+    sandbox, tmp_path, result = default_download.server, default_download.root, default_download.result
     assert result.returncode == 0, result.stderr
     session = find_session(sandbox, "sub-2_ses-1")   # first subject, natural order
     assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1", expected_files(session))
@@ -58,8 +36,8 @@ def test_default_session_downloads_every_dicom_file_byte_for_byte(downloaded):
     assert "0 failed" in summary and "downloaded_data" in summary
 
 
-def test_manifest_records_the_source_and_every_verified_file(downloaded):
-    sandbox, tmp_path, result = downloaded
+def test_manifest_records_the_source_and_every_verified_file(default_download):
+    sandbox, tmp_path, result = default_download.server, default_download.root, default_download.result
     assert result.returncode == 0, result.stderr
     session = find_session(sandbox, "sub-2_ses-1")
     scan = session.scans[0]
@@ -222,8 +200,8 @@ def test_dry_run_writes_nothing_and_fetches_no_file(sandbox, tmp_path, in_proces
 
 # --- resume ------------------------------------------------------------------------------------
 
-def test_a_complete_download_repeated_fetches_no_file(sandbox, downloaded, tmp_path):
-    copy_of_download(downloaded, tmp_path)
+def test_a_complete_download_repeated_fetches_no_file(sandbox, default_download, tmp_path):
+    default_download.copy_into(tmp_path)
     result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert file_gets(sandbox) == []
@@ -231,8 +209,8 @@ def test_a_complete_download_repeated_fetches_no_file(sandbox, downloaded, tmp_p
     assert result.stderr.strip().splitlines()[-1].startswith(f"0 files (0 B) downloaded, {count} already present")
 
 
-def test_resume_fetches_only_what_is_missing_or_wrong(sandbox, downloaded, tmp_path):
-    folder = copy_of_download(downloaded, tmp_path)
+def test_resume_fetches_only_what_is_missing_or_wrong(sandbox, default_download, tmp_path):
+    folder = default_download.copy_into(tmp_path)
     files = sorted(data_files_below(folder).values())
     files[0].unlink()                                  # lost
     files[1].write_bytes(b"not the scan")              # damaged
@@ -242,8 +220,8 @@ def test_resume_fetches_only_what_is_missing_or_wrong(sandbox, downloaded, tmp_p
     assert_downloaded(folder, expected_files(find_session(sandbox, "sub-2_ses-1")))
 
 
-def test_a_leftover_part_file_is_continued_or_replaced(sandbox, downloaded, tmp_path):
-    folder = copy_of_download(downloaded, tmp_path)
+def test_a_leftover_part_file_is_continued_or_replaced(sandbox, default_download, tmp_path):
+    folder = default_download.copy_into(tmp_path)
     victim = sorted(data_files_below(folder).values())[0]
     data = victim.read_bytes()
     victim.unlink()
@@ -401,8 +379,8 @@ def test_a_folder_holding_another_scans_data_is_never_written_into(sandbox, tmp_
     assert after == before
 
 
-def test_a_folder_where_a_file_belongs_fails_that_file_only(sandbox, downloaded, tmp_path):
-    folder = copy_of_download(downloaded, tmp_path)
+def test_a_folder_where_a_file_belongs_fails_that_file_only(sandbox, default_download, tmp_path):
+    folder = default_download.copy_into(tmp_path)
     victim = sorted(data_files_below(folder).values())[0]
     victim.unlink()
     victim.mkdir()
@@ -539,8 +517,8 @@ def test_all_sessions_of_a_subject_without_sessions_is_an_error(sandbox, tmp_pat
         "4_download_session.py: error: subject sub-3 in project DEMO has no session to download")
 
 
-def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, downloaded, tmp_path, in_process):
-    folder = copy_of_download(downloaded, tmp_path)
+def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, default_download, tmp_path, in_process):
+    folder = default_download.copy_into(tmp_path)
     sorted(data_files_below(folder).values())[0].unlink()
     count = len(expected_files(find_session(sandbox, "sub-2_ses-1")))
     result = in_process(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
