@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from cli import run_in_process, script_env  # noqa: E402
+from cli import run_in_process, run_script, script_env  # noqa: E402
 from sandbox import Sandbox  # noqa: E402  (needs the path above)
 
 
@@ -47,3 +49,28 @@ def in_process(monkeypatch, capsys) -> Callable[..., Any]:
         return run_in_process(script, *args, cwd=cwd, env=script_env(cwd, sandbox),
                               monkeypatch=monkeypatch, capsys=capsys)
     return call
+
+
+@dataclass
+class Download:
+    """A finished run of 4_download_session.py with no arguments (the default session)."""
+    server: Sandbox
+    root: Path    # the folder it ran in
+    result: Any   # its CompletedProcess
+
+    def copy_into(self, folder: Path) -> Path:
+        """Copy the download into folder as if it had been made there (copytree keeps the mtimes
+        the manifests recorded; a manifest names its server without the port, and every sandbox
+        serves the same demo data); returns the session folder."""
+        assert self.result.returncode == 0, self.result.stderr
+        shutil.copytree(self.root / "downloaded_data", folder / "downloaded_data")
+        return folder / "downloaded_data" / "session-sub-2_ses-1"
+
+
+@pytest.fixture(scope="module")
+def default_download(tmp_path_factory) -> Iterator[Download]:
+    """The default session downloaded once per module, by a server of its own: tests that inspect
+    a plain download read it; tests that damage it or run again start from a copy (copy_into)."""
+    with Sandbox() as server:
+        root = tmp_path_factory.mktemp("default_download")
+        yield Download(server, root, run_script("4_download_session.py", cwd=root, sandbox=server))

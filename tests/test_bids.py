@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -60,8 +61,20 @@ def bids_run(sandbox, tmp_path, *args, script=SESSION_SCRIPT):
     return run_script(script, "--bids", "bids", *args, cwd=tmp_path, sandbox=sandbox)
 
 
-def test_a_session_becomes_a_valid_bids_dataset(sandbox, tmp_path):
-    result = bids_run(sandbox, tmp_path)
+@pytest.fixture(scope="module")
+def converted_session(tmp_path_factory):
+    """The default session converted once, by a server of its own: (folder, result of the run,
+    server). Read by the test of what it gives, run again by the test of a rerun, and copied by the
+    test of a changed scan."""
+    with Sandbox() as server:
+        root = tmp_path_factory.mktemp("converted")
+        yield root, bids_run(server, root), server
+
+
+# The two tests of one conversion go to one worker, so that it runs once.
+@pytest.mark.xdist_group("bids_converted_session")
+def test_a_session_becomes_a_valid_bids_dataset(converted_session):
+    tmp_path, result, _ = converted_session
     assert result.returncode == 0, result.stderr
     assert f"BIDS: {DEMO_SCANS} scan(s) converted, 0 already converted, 0 failed -> bids" in result.stderr
     assert DERIVED_NOTE in result.stderr.splitlines()   # the DWI series' TRACEW image
@@ -110,8 +123,10 @@ def test_labels_are_cleaned_across_subjects_and_sessions(sandbox, tmp_path):
     assert_valid_bids(bids)
 
 
-def test_a_rerun_converts_nothing_and_touches_no_file(sandbox, tmp_path):
-    assert bids_run(sandbox, tmp_path).returncode == 0
+@pytest.mark.xdist_group("bids_converted_session")
+def test_a_rerun_converts_nothing_and_touches_no_file(converted_session):
+    tmp_path, first, sandbox = converted_session
+    assert first.returncode == 0, first.stderr
     before = {name: (path.read_bytes(), path.stat().st_mtime_ns)
               for name, path in dataset_files(tmp_path / "bids").items()}
     result = bids_run(sandbox, tmp_path)
@@ -136,8 +151,12 @@ def brighter(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_scan_whose_files_changed_is_converted_again(sandbox, tmp_path):
-    assert bids_run(sandbox, tmp_path).returncode == 0
+@pytest.mark.xdist_group("bids_converted_session")
+def test_a_scan_whose_files_changed_is_converted_again(sandbox, converted_session, tmp_path):
+    converted, first, _ = converted_session
+    assert first.returncode == 0, first.stderr
+    for folder in ("bids", "downloaded_data"):   # as if converted here; copytree keeps the mtimes
+        shutil.copytree(converted / folder, tmp_path / folder)
     bids = tmp_path / "bids"
     t1, t2 = (bids / f"sub-2/ses-1/anat/sub-2_ses-1_{s}.json" for s in ("T1w", "T2w"))
     t1_mtime = t1.stat().st_mtime_ns
@@ -213,8 +232,8 @@ def test_a_dcm2bids_configuration_names_the_scans(sandbox, tmp_path):
     assert_valid_bids(tmp_path / "bids")
 
 
-def test_dry_run_prints_each_scans_bids_name_and_writes_nothing(sandbox, tmp_path):
-    result = bids_run(sandbox, tmp_path, "--dry-run")
+def test_dry_run_prints_each_scans_bids_name_and_writes_nothing(sandbox, tmp_path, in_process):
+    result = in_process(SESSION_SCRIPT, "--bids", "bids", "--dry-run", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("bids:")]
     # Which images a field map's series holds only its sidecars tell: the plan shows the choices.
@@ -353,11 +372,20 @@ def test_a_lab_configuration_gives_the_tree_and_sidecars_dcm2bids_gives(vendor_s
     assert result.returncode == 0, result.stderr
     ours = tmp_path / "bids"
     theirs = tmp_path / "dcm2bids"
+    # One dcm2bids per session, each into a folder of its own, side by side (one shared output
+    # folder would make them race on its participants.tsv): the subject folders are compared.
+    runs = {}
     for session in sorted((tmp_path / "downloaded_data").iterdir()):   # session-siemens_epi ...
         label = session.name.removeprefix("session-siemens_")
-        subprocess.run([sys.executable, "-m", "dcm2bids.cli.dcm2bids", "-d", str(session), "-p", "siemens",
-                        "-s", label, "-c", str(config), "-o", str(theirs)],
-                       capture_output=True, check=True, timeout=120)
+        runs[label] = subprocess.Popen(
+            [sys.executable, "-m", "dcm2bids.cli.dcm2bids", "-d", str(session), "-p", "siemens",
+             "-s", label, "-c", str(config), "-o", str(theirs / label)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for label, run in runs.items():
+        output, _ = run.communicate(timeout=120)
+        assert run.returncode == 0, output
+        if (theirs / label / "sub-siemens").is_dir():   # a session where nothing matched has none
+            shutil.copytree(theirs / label / "sub-siemens", theirs / "sub-siemens", dirs_exist_ok=True)
     names = set(dataset_files(ours / "sub-siemens"))
     assert names == set(dataset_files(theirs / "sub-siemens"))
     assert {"ses-epi/func/sub-siemens_ses-epi_task-pe_acq-epi_run-04_bold.nii.gz",

@@ -162,12 +162,13 @@ BAD_CONFIGURATIONS = {
 
 
 @pytest.mark.parametrize("name", BAD_CONFIGURATIONS)
-def test_a_bad_configuration_stops_the_run_before_any_request(quiet_sandbox, tmp_path, name):
+def test_a_bad_configuration_stops_the_run_before_any_request(quiet_sandbox, tmp_path, name, in_process):
     data, field = BAD_CONFIGURATIONS[name]
     config = tmp_path / "lab.json"
     config.write_text(json.dumps(data))
     quiet_sandbox.clear_log()
-    result = run_script(SESSION_SCRIPT, "--bids-config", str(config), cwd=tmp_path, sandbox=quiet_sandbox)
+    # Argument handling: main(argv) in this process (a new interpreter was most of the time).
+    result = in_process(SESSION_SCRIPT, "--bids-config", str(config), cwd=tmp_path, sandbox=quiet_sandbox)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(f"{SESSION_SCRIPT}: error: --bids-config: {config}: description 1: {field}")

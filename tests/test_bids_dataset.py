@@ -5,6 +5,7 @@ read-only disk is checked, not refused."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -111,12 +112,27 @@ def test_labels_that_fold_to_one_are_a_label_clash_not_a_foreign_file(big_sandbo
     assert '  failed: bids/sub-01: label clash: XNAT subjects "01" and "sub-01"' in result.stderr
 
 
+ONE_SESSION = ("--session", "sub-1_ses-1", "--bids", "bids")
+
+
+@pytest.fixture(scope="module")
+def one_session_converted(big_sandbox, tmp_path_factory):
+    """One session downloaded and converted once; each read-only case starts from a copy."""
+    root = tmp_path_factory.mktemp("one_session")
+    result = run_script(SESSION_SCRIPT, *ONE_SESSION, cwd=root, env=environment(root, big_sandbox))
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+@pytest.mark.xdist_group("bids_dataset_one_session")
 @pytest.mark.parametrize("lock_file", ["kept", "removed"])
-def test_an_up_to_date_dataset_on_a_read_only_disk_exits_0(big_sandbox, tmp_path, lock_file):
+def test_an_up_to_date_dataset_on_a_read_only_disk_exits_0(big_sandbox, one_session_converted, tmp_path,
+                                                             lock_file):
     preexec = permissions_that_hold()
     env = environment(tmp_path, big_sandbox)
-    args = ("--session", "sub-1_ses-1", "--bids", "bids")
-    assert run_script(SESSION_SCRIPT, *args, cwd=tmp_path, env=env).returncode == 0
+    args = ONE_SESSION
+    for folder in ("bids", "downloaded_data"):   # copytree keeps the mtimes the record and manifests hold
+        shutil.copytree(one_session_converted / folder, tmp_path / folder)
     if lock_file == "removed":   # no lock can be made there now, and none is needed
         (tmp_path / "bids" / ".xnat-lock").unlink()
     everything = [tmp_path / "bids", tmp_path / "downloaded_data"]

@@ -76,6 +76,8 @@ LAB_CONFIG = {"descriptions": [
 # The sessions dcm2bids converts for the parity test: GRE field maps by echo and image type with
 # IntendedFor, four runs of one description, a direct field map naming two ids.
 PARITY_SESSIONS = ("siemens_xa30", "siemens_epi", "philips_1")
+# The fixtures below download, convert and run dcm2bids for tens of seconds: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("bids_vendor")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import REPO, run_script, script_env
+from cli import REPO, run_in_process, run_script, script_env
 
 SCRIPT = "1_list_projects.py"
 DEAD_SERVER = "http://127.0.0.1:9"   # the discard port: nothing listens there
@@ -19,8 +19,9 @@ def copy_with_constants(tmp_path: Path, **constants: str) -> Path:
     folder = tmp_path / "edited"
     folder.mkdir()
     shutil.copy(REPO / SCRIPT, folder)
-    shutil.copytree(REPO / "xnat_download", folder / "xnat_download",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    # With its __pycache__: each .pyc is checked against its source's size and mtime, which copytree
+    # keeps, so the copy starts as fast as the original instead of compiling the whole package.
+    shutil.copytree(REPO / "xnat_download", folder / "xnat_download")
     source = (REPO / "common.py").read_text()
     for name, value in constants.items():
         source, count = re.subn(rf"^{name} = .*$", f"{name} = {value!r}", source, flags=re.M)
@@ -40,14 +41,21 @@ def project_ids(result) -> list[str]:
     return [p["id"] for p in json.loads(result.stdout)]
 
 
-def test_server_option_beats_the_environment(sandbox, tmp_path):
+# Options against the environment are argument handling: main(argv) runs in this process, with
+# the environment given, and still logs in and lists over HTTP.
+
+def test_server_option_beats_the_environment(sandbox, tmp_path, monkeypatch, capsys):
     env = script_env(tmp_path, sandbox, XNAT_HOST=DEAD_SERVER)
-    assert "DEMO" in project_ids(run_script(SCRIPT, "--json", "--server", sandbox.url, cwd=tmp_path, env=env))
+    result = run_in_process(SCRIPT, "--json", "--server", sandbox.url, cwd=tmp_path, env=env,
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert "DEMO" in project_ids(result)
 
 
-def test_user_option_beats_the_environment(sandbox, tmp_path):
+def test_user_option_beats_the_environment(sandbox, tmp_path, monkeypatch, capsys):
     env = script_env(tmp_path, sandbox, XNAT_USER="nobody", XNAT_PASS=sandbox.password)
-    assert "DEMO" in project_ids(run_script(SCRIPT, "--json", "--user", sandbox.user, cwd=tmp_path, env=env))
+    result = run_in_process(SCRIPT, "--json", "--user", sandbox.user, cwd=tmp_path, env=env,
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert "DEMO" in project_ids(result)
 
 
 def test_environment_beats_the_constants(sandbox, tmp_path):
@@ -109,9 +117,10 @@ def test_no_credentials_and_no_terminal_says_what_to_set(sandbox, tmp_path):
     assert sandbox.log == [] or all("/data/projects" not in e.path for e in sandbox.log)
 
 
-def test_project_option_beats_the_environment(sandbox, tmp_path):
+def test_project_option_beats_the_environment(sandbox, tmp_path, monkeypatch, capsys):
     env = script_env(tmp_path, sandbox, XNAT_PROJECT="NOPE")
-    result = run_script("2_list_subjects.py", "--project", "DEMO", "--json", cwd=tmp_path, env=env)
+    result = run_in_process("2_list_subjects.py", "--project", "DEMO", "--json", cwd=tmp_path, env=env,
+                            monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 0, result.stderr
 
 

@@ -24,8 +24,8 @@ def file_gets(sandbox):
 
 # --- what lands on disk ------------------------------------------------------------------------
 
-def test_default_session_downloads_every_dicom_file_byte_for_byte(sandbox, tmp_path):
-    result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
+def test_default_session_downloads_every_dicom_file_byte_for_byte(default_download):
+    sandbox, tmp_path, result = default_download.server, default_download.root, default_download.result
     assert result.returncode == 0, result.stderr
     session = find_session(sandbox, "sub-2_ses-1")   # first subject, natural order
     assert_downloaded(tmp_path / "downloaded_data" / "session-sub-2_ses-1", expected_files(session))
@@ -36,8 +36,9 @@ def test_default_session_downloads_every_dicom_file_byte_for_byte(sandbox, tmp_p
     assert "0 failed" in summary and "downloaded_data" in summary
 
 
-def test_manifest_records_the_source_and_every_verified_file(sandbox, tmp_path):
-    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
+def test_manifest_records_the_source_and_every_verified_file(default_download):
+    sandbox, tmp_path, result = default_download.server, default_download.root, default_download.result
+    assert result.returncode == 0, result.stderr
     session = find_session(sandbox, "sub-2_ses-1")
     scan = session.scans[0]
     folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1" / scan_folder_name(Scan(scan.id, scan.type))
@@ -199,9 +200,8 @@ def test_dry_run_writes_nothing_and_fetches_no_file(sandbox, tmp_path, in_proces
 
 # --- resume ------------------------------------------------------------------------------------
 
-def test_a_complete_download_repeated_fetches_no_file(sandbox, tmp_path):
-    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
-    sandbox.clear_log()
+def test_a_complete_download_repeated_fetches_no_file(sandbox, default_download, tmp_path):
+    default_download.copy_into(tmp_path)
     result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert file_gets(sandbox) == []
@@ -209,27 +209,23 @@ def test_a_complete_download_repeated_fetches_no_file(sandbox, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"0 files (0 B) downloaded, {count} already present")
 
 
-def test_resume_fetches_only_what_is_missing_or_wrong(sandbox, tmp_path):
-    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
-    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+def test_resume_fetches_only_what_is_missing_or_wrong(sandbox, default_download, tmp_path):
+    folder = default_download.copy_into(tmp_path)
     files = sorted(data_files_below(folder).values())
     files[0].unlink()                                  # lost
     files[1].write_bytes(b"not the scan")              # damaged
-    sandbox.clear_log()
     result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert len(file_gets(sandbox)) == 2
     assert_downloaded(folder, expected_files(find_session(sandbox, "sub-2_ses-1")))
 
 
-def test_a_leftover_part_file_is_continued_or_replaced(sandbox, tmp_path):
-    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
-    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+def test_a_leftover_part_file_is_continued_or_replaced(sandbox, default_download, tmp_path):
+    folder = default_download.copy_into(tmp_path)
     victim = sorted(data_files_below(folder).values())[0]
     data = victim.read_bytes()
     victim.unlink()
     victim.with_name(victim.name + ".part").write_bytes(data[: len(data) // 2])
-    sandbox.clear_log()
     result = run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert victim.read_bytes() == data
@@ -383,9 +379,8 @@ def test_a_folder_holding_another_scans_data_is_never_written_into(sandbox, tmp_
     assert after == before
 
 
-def test_a_folder_where_a_file_belongs_fails_that_file_only(sandbox, tmp_path):
-    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
-    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+def test_a_folder_where_a_file_belongs_fails_that_file_only(sandbox, default_download, tmp_path):
+    folder = default_download.copy_into(tmp_path)
     victim = sorted(data_files_below(folder).values())[0]
     victim.unlink()
     victim.mkdir()
@@ -522,12 +517,10 @@ def test_all_sessions_of_a_subject_without_sessions_is_an_error(sandbox, tmp_pat
         "4_download_session.py: error: subject sub-3 in project DEMO has no session to download")
 
 
-def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, tmp_path, in_process):
-    assert run_script(SESSION_SCRIPT, cwd=tmp_path, sandbox=sandbox).returncode == 0
-    folder = tmp_path / "downloaded_data" / "session-sub-2_ses-1"
+def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, default_download, tmp_path, in_process):
+    folder = default_download.copy_into(tmp_path)
     sorted(data_files_below(folder).values())[0].unlink()
     count = len(expected_files(find_session(sandbox, "sub-2_ses-1")))
-    sandbox.clear_log()
     result = in_process(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert f"would download 1 files (" in result.stdout
