@@ -6,8 +6,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 from cli import REPO, run_in_process, run_script, script_env
 
 SCRIPT = "1_list_projects.py"

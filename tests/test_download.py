@@ -523,7 +523,7 @@ def test_dry_run_counts_what_a_real_run_would_fetch(sandbox, default_download, t
     count = len(expected_files(find_session(sandbox, "sub-2_ses-1")))
     result = in_process(SESSION_SCRIPT, "--dry-run", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
-    assert f"would download 1 files (" in result.stdout
+    assert "would download 1 files (" in result.stdout
     assert f"{count - 1} already present; nothing was written" in result.stdout
     assert file_gets(sandbox) == [] and len(data_files_below(folder)) == count - 1
 

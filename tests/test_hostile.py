@@ -181,9 +181,9 @@ def test_a_folder_an_older_layout_filled_with_another_sessions_scan_is_refused_a
                         sandbox=sandbox, timeout=30)
     assert the_error(result) == (f"{SESSION_SCRIPT}: error: 1 scan(s) were not downloaded (listed "
                                  f"above): each line says why")
-    assert (f"failed: downloaded_data/session-S1_MR1/scan-1_T1 holds another scan's data (from "
-            f"DEMO/S1 MR1 scan 1): nothing was written there; move that folder away, or choose "
-            f"another folder with --output-dir\n") in result.stderr
+    assert ("failed: downloaded_data/session-S1_MR1/scan-1_T1 holds another scan's data (from "
+            "DEMO/S1 MR1 scan 1): nothing was written there; move that folder away, or choose "
+            "another folder with --output-dir\n") in result.stderr
     assert folder_contents(output / "session-S1_MR1") == before   # untouched
     # The sessions around it still arrive, the first one again under its own name.
     assert folder_contents(output / "session-S2") == {"scan-1_T1/f.dcm": served(subject.sessions[2])["f"]}

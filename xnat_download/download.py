@@ -158,8 +158,8 @@ def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOption
     image dcm2niix makes of a scan on its own sidecar (echoes, phase, field map parts)."""
     images = [Image(plan.scan, f"scan-{plan.scan.id}", stand_in_sidecar(plan.scan)) for plan in plans]
     named = name_images(session, images, options.rules)
-    print(f"  bids names planned from XNAT's types and descriptions (each image dcm2niix makes "
-          f"is named on its own sidecar):")
+    print("  bids names planned from XNAT's types and descriptions (each image dcm2niix makes "
+          "is named on its own sidecar):")
     for plan, item in zip(plans, named):
         target = "no BIDS name (not converted)"
         if item.name is not None:
