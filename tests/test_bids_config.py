@@ -11,6 +11,7 @@ import pytest
 
 from cli import REPO, find_session, run_script
 from sandbox import File, Sandbox
+from sandbox.dicom_maker import dicom_bytes
 from xnat_download.bids_config import (BIDS_DATATYPES, BidsConfig, ConfigError, Description,
                                        load_config, read_config)
 
@@ -133,9 +134,7 @@ def test_a_file_that_is_not_a_configuration_says_so(tmp_path):
 def second_echo(data: bytes) -> bytes:
     dataset = pydicom.dcmread(io.BytesIO(data))
     dataset.EchoNumbers = 2   # dcm2niix writes EchoNumber in the sidecar for echoes after the first
-    buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return dicom_bytes(dataset)
 
 
 @pytest.fixture(scope="module")
