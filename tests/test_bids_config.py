@@ -191,6 +191,6 @@ def test_a_configuration_with_numbers_as_criteria_converts(quiet_sandbox, tmp_pa
                          "sub-2/ses-1/anat/sub-2_ses-1_acq-mprage_T1w.nii.gz"]
 
 
-def test_the_readme_lists_the_configuration_messages():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert "is not a BIDS datatype" in readme and "is not supported" in readme
+def test_the_troubleshooting_page_lists_the_configuration_messages():
+    troubleshooting = (REPO / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    assert "is not a BIDS datatype" in troubleshooting and "is not supported" in troubleshooting
