@@ -10,6 +10,10 @@ import hashlib
 import io
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -160,7 +164,7 @@ def make_dicom(spec: DicomSpec) -> bytes:
     return dicom_bytes(ds)
 
 
-def dicom_bytes(dataset) -> bytes:
+def dicom_bytes(dataset: Dataset) -> bytes:
     """The dataset as a DICOM file (preamble, file meta, the transfer syntax it names), on pydicom 2.4 or 3.
 
     pydicom 3 needs Python 3.10, so on Python 3.9 pip installs pydicom 2.4, where the same request is spelt
