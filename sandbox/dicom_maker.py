@@ -10,6 +10,10 @@ import hashlib
 import io
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -157,6 +161,20 @@ def make_dicom(spec: DicomSpec) -> bytes:
                                    for y in range(spec.matrix) for x in range(spec.matrix)))
         ds.PixelData = pixels.tobytes()
 
+    return dicom_bytes(ds)
+
+
+def dicom_bytes(dataset: Dataset) -> bytes:
+    """The dataset as a DICOM file (preamble, file meta, the transfer syntax it names), on pydicom 2.4 or 3.
+
+    pydicom 3 needs Python 3.10, so on Python 3.9 pip installs pydicom 2.4, where the same request is spelt
+    write_like_original=False (pydicom 3 deprecates that spelling in favour of enforce_file_format).
+    """
+    import pydicom
+
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        dataset.save_as(buffer, enforce_file_format=True)
+    else:
+        dataset.save_as(buffer, write_like_original=False)
     return buffer.getvalue()

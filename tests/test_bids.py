@@ -15,6 +15,7 @@ import pytest
 
 from cli import data_files_below, find_session, run_script, script_env
 from sandbox import File, Sandbox
+from sandbox.dicom_maker import dicom_bytes
 
 SESSION_SCRIPT = "4_download_session.py"
 SCAN_SCRIPT = "3_download_single_scan.py"
@@ -146,9 +147,7 @@ def replace_dicom(sandbox, scan_id: str, change) -> None:
 def brighter(data: bytes) -> bytes:
     dataset = pydicom.dcmread(io.BytesIO(data))
     dataset.SeriesDescription = "t2_space_repeated"
-    buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return dicom_bytes(dataset)
 
 
 @pytest.mark.xdist_group("bids_converted_session")

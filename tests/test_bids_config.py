@@ -11,6 +11,7 @@ import pytest
 
 from cli import REPO, find_session, run_script
 from sandbox import File, Sandbox
+from sandbox.dicom_maker import dicom_bytes
 from xnat_download.bids_config import (BIDS_DATATYPES, BidsConfig, ConfigError, Description,
                                        load_config, read_config)
 
@@ -133,9 +134,7 @@ def test_a_file_that_is_not_a_configuration_says_so(tmp_path):
 def second_echo(data: bytes) -> bytes:
     dataset = pydicom.dcmread(io.BytesIO(data))
     dataset.EchoNumbers = 2   # dcm2niix writes EchoNumber in the sidecar for echoes after the first
-    buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return dicom_bytes(dataset)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +191,6 @@ def test_a_configuration_with_numbers_as_criteria_converts(quiet_sandbox, tmp_pa
                          "sub-2/ses-1/anat/sub-2_ses-1_acq-mprage_T1w.nii.gz"]
 
 
-def test_the_readme_lists_the_configuration_messages():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert "is not a BIDS datatype" in readme and "is not supported" in readme
+def test_the_troubleshooting_page_lists_the_configuration_messages():
+    troubleshooting = (REPO / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    assert "is not a BIDS datatype" in troubleshooting and "is not supported" in troubleshooting
