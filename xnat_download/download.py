@@ -87,7 +87,10 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob]
     note(summary.line(output_dir))
     if bids:
         report_bids(bids)
-    for failure in summary.scans_refused + summary.failed + (bids.failed if bids else []):
+    failures = summary.scans_refused + summary.failed + (bids.failed if bids else [])
+    # One refused scan and nothing else: the error line itself says which and what to do.
+    alone = failures == summary.scans_refused and len(failures) == 1 and not summary.abandoned
+    for failure in [] if alone else failures:
         always(f"  failed: {failure}")
     for abandoned in summary.abandoned:
         always(f"  abandoned: {abandoned}")
@@ -100,7 +103,9 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob]
                        f"transfer; each of the others says why it needs you")
         problems.append(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
                         f"{advice}")
-    if summary.scans_refused:
+    if alone:
+        problems.append(f"1 scan was not downloaded: {summary.scans_refused[0]}")
+    elif summary.scans_refused:
         problems.append(f"{len(summary.scans_refused)} scan(s) were not downloaded (listed above): "
                         f"each line says why")
     if summary.abandoned:

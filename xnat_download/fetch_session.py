@@ -44,7 +44,14 @@ class Summary:
                  f"{self.present} already present ({human_size(self.present_bytes)})"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
-        parts.append(f"{len(self.failed)} failed")
+        # Every failure counted: a scan refused whole is no file failed, and never "0 failed".
+        refused = len(self.scans_refused)
+        if not refused:
+            parts.append(f"{len(self.failed)} failed")
+        elif self.failed:
+            parts.append(f"{len(self.failed)} files failed")
+        if refused:
+            parts.append(f"{refused} scan{'s' if refused > 1 else ''} failed")
         elapsed = time.monotonic() - self.started
         return f"{', '.join(parts)} in {elapsed:.{2 if elapsed < 10 else 0}f} s -> {folder}"
 
