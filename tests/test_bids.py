@@ -270,8 +270,9 @@ def test_without_a_working_dcm2niix_one_line_says_how_to_install_it_before_any_d
     result = run_script(SESSION_SCRIPT, "--bids", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"{SESSION_SCRIPT}: error: --bids needs dcm2niix, which was not found or does not run: "
-        f"pip install dcm2niix (or pip install -r requirements.txt)")
+        f"{SESSION_SCRIPT}: error: --bids needs dcm2niix: $DCM2NIIX names {program}, which was "
+        f"not found or does not run: point $DCM2NIIX at a working dcm2niix, or unset it to use the "
+        f"one pip installs (pip install dcm2niix)")
     assert sandbox.log == [] and not (tmp_path / "downloaded_data").exists()
     assert "Traceback" not in result.stderr
 

@@ -33,3 +33,5 @@ before it here, never common.py nor a script (common.py imports names, the first
     bids        the BIDS dataset: dcm2niix on each verified scan, moved into place, a record
     download    the story of scripts 3 and 4: plan, fetch or --dry-run, --bids, summary
 """
+
+__version__ = "1.0.0"

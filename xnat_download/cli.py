@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from xnat_download import __version__
 from xnat_download.config import SiteDefaults
 from xnat_download.errors import ExitStatus, Interrupted, XnatError
 from xnat_download.output import AS_IS, log, send_to_stderr
@@ -35,7 +36,7 @@ def run(main: Callable[[], int]) -> int:
     except XnatError as error:
         _log_traceback_if_verbose()
         log.error(str(error))
-        return ExitStatus.ERROR
+        return getattr(error, "exit_status", ExitStatus.ERROR)
     except (KeyboardInterrupt, Interrupted) as stop:
         _log_traceback_if_verbose()
         log.error(f"{script_name()}: interrupted; running the same command again resumes where it "
@@ -76,6 +77,7 @@ def base_parser(doc: str, site: SiteDefaults) -> argparse.ArgumentParser:
                             "the secret is never an option: XNAT_PASS, TOKEN_SECRET, ~/.netrc or a prompt")
     group.add_argument("--demo", action="store_true",
                        help="run against the bundled sandbox XNAT with its demo project (no account needed)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("-v", "--verbose", action="store_true", help="details, and tracebacks on error")
     talk.add_argument("-q", "--quiet", action="store_true", help="errors and warnings only")

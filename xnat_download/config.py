@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from xnat_download.errors import XnatError, register_secret
+from xnat_download.errors import UsageError, XnatError, register_secret
 from xnat_download.output import note
 
 
@@ -85,6 +85,7 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
     project = args.project or (demo.project if demo else env.get("XNAT_PROJECT") or site.project)
     host = urlsplit(server).hostname or ""
     netrc_login, netrc_password = read_netrc(host, env)
+    netrc_name = netrc_shown(env)
 
     constant = f" in {site.where}"
     if demo:
@@ -96,7 +97,7 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
     elif site.user:
         user, user_from = site.user, "TOKEN_USER" + constant
     elif netrc_login:
-        user, user_from = netrc_login, "~/.netrc"
+        user, user_from = netrc_login, netrc_name
     else:
         user, user_from = None, ""
 
@@ -107,7 +108,7 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
     elif site.secret:
         secret, secret_from = site.secret, "TOKEN_SECRET" + constant
     elif netrc_password and user is not None and netrc_login == user:
-        secret, secret_from = netrc_password, "~/.netrc"
+        secret, secret_from = netrc_password, netrc_name
     else:
         secret, secret_from = None, ""
 
@@ -116,11 +117,8 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
             secret = getpass.getpass(f"Password or token secret for {user} at {host}: ")
             secret_from = "the password prompt"
         else:
-            missing = "user and secret" if user is None else "secret"
-            raise XnatError(
-                f"no credentials for {host} ({missing} missing): set XNAT_USER and XNAT_PASS, "
-                f"or TOKEN_USER and TOKEN_SECRET in {site.where}, or add 'machine {host} login ... "
-                f"password ...' to ~/.netrc")
+            raise XnatError(missing_credentials(host, user is None, secret is None, site.where,
+                                                netrc_name))
     register_secret(secret)
     # Scripts 1 and 2 have no download options: theirs are the site's.
     output = getattr(args, "output_dir", None) or site.output_dir
@@ -133,6 +131,29 @@ def resolve_config(args: argparse.Namespace, site: SiteDefaults, demo: DemoServe
                   retry_wait=retry_wait(site, env),
                   ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
                   proxies=proxies_for(server.rstrip("/")))
+
+
+def missing_credentials(host: str, no_user: bool, no_secret: bool, where: str, netrc_name: str) -> str:
+    """What is missing, only that, and where each missing part can be set."""
+    if no_user and no_secret:
+        return (f"no credentials for {host} (user and secret missing): set XNAT_USER and XNAT_PASS, "
+                f"or TOKEN_USER and TOKEN_SECRET in {where}, or add 'machine {host} login ... "
+                f"password ...' to {netrc_name}")
+    if no_user:
+        return (f"no user for {host} (the secret is set): set XNAT_USER, or --user, or TOKEN_USER "
+                f"in {where}, or add 'machine {host} login ...' to {netrc_name}")
+    return (f"no credentials for {host} (secret missing): set XNAT_PASS, or TOKEN_SECRET in "
+            f"{where}, or add 'machine {host} login ... password ...' to {netrc_name}")
+
+
+def netrc_file(environ: dict[str, str]) -> Path:
+    """The netrc file read: $NETRC if set, else ~/.netrc."""
+    return Path(environ["NETRC"]) if environ.get("NETRC") else Path.home() / ".netrc"
+
+
+def netrc_shown(environ: dict[str, str]) -> str:
+    """The netrc file read, as messages name it."""
+    return environ["NETRC"] if environ.get("NETRC") else "~/.netrc"
 
 
 def dcm2niix_setting(environ: dict[str, str] | None = None) -> str | None:
@@ -171,19 +192,22 @@ def describe_sources(user_from: str, secret_from: str, suffix: str = " in common
 
 
 def check_server_url(server: str) -> None:
+    """A usage error unless the address is http(s)://host...; one holding credentials is refused
+    before anything of it is echoed (the part before '@' may be a password)."""
+    authority = server.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in authority:
+        raise UsageError("the server address holds credentials (user:secret@host): remove them "
+                         "and set XNAT_USER and XNAT_PASS instead")
     parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise XnatError(f"the server address must start with https:// (or http://) and name a host, "
-                        f"not {parts.scheme + '://' if parts.scheme else ''}{parts.hostname or '...'}")
-    if parts.username or parts.password:
-        # Never echo it: the part before '@' may be a password.
-        raise XnatError("the server address holds credentials (user:secret@host): remove them "
-                        "and set XNAT_USER and XNAT_PASS instead")
+        hint = f" (did you mean https://{server}?)" if "://" not in server and server else ""
+        raise UsageError(f"the server address must start with https:// (or http://) and name a "
+                         f"host, not {server!r}{hint}")
 
 
 def read_netrc(host: str, environ: dict[str, str]) -> tuple[str | None, str | None]:
     """Login and password for the host (no port) from ~/.netrc (or $NETRC), if any."""
-    path = Path(environ["NETRC"]) if environ.get("NETRC") else Path.home() / ".netrc"
+    path = netrc_file(environ)
     if not path.is_file():
         return None, None
     if os.name == "posix" and path.stat().st_mode & 0o077:
