@@ -33,9 +33,13 @@ SCAN = None         # scan ID; None takes the session's first scan with the reso
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser(__doc__, SITE)
     which = parser.add_argument_group("which scan")
-    which.add_argument("--subject", default=SUBJECT, metavar="LABEL")
-    which.add_argument("--session", default=SESSION, metavar="LABEL")
-    which.add_argument("--scan", default=SCAN, metavar="ID")
+    which.add_argument("--subject", default=SUBJECT, metavar="LABEL",
+                       help="subject label or ID (default: the first subject with a session)")
+    which.add_argument("--session", default=SESSION, metavar="LABEL",
+                       help="session label or ID (default: the first session, of --subject if "
+                            "given, with the resource)")
+    which.add_argument("--scan", default=SCAN, metavar="ID",
+                       help="scan ID (default: the session's first scan with the resource)")
     add_download_options(parser, SITE)
     return parser
 

@@ -35,8 +35,11 @@ SCANS = []          # e.g. ["1", "3"]: scan IDs; [] keeps every scan
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser(__doc__, SITE)
     which = parser.add_argument_group("which session and scans")
-    which.add_argument("--subject", default=SUBJECT, metavar="LABEL")
-    which.add_argument("--session", default=SESSION, metavar="LABEL")
+    which.add_argument("--subject", default=SUBJECT, metavar="LABEL",
+                       help="subject label or ID (default: the first subject with a session)")
+    which.add_argument("--session", default=SESSION, metavar="LABEL",
+                       help="session label or ID (default: the first session, of --subject if "
+                            "given, with the resource)")
     which.add_argument("--scan-types", nargs="+", default=SCAN_TYPES, metavar="TYPE",
                        help="keep scans whose type or series description matches (wildcards allowed)")
     which.add_argument("--scans", nargs="+", default=SCANS, metavar="ID", help="keep these scan IDs")

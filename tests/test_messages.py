@@ -88,3 +88,27 @@ def test_a_dcm2niix_named_by_its_variable_is_named_in_the_error(sandbox, tmp_pat
         f"{tmp_path / 'nonexistent'}, which was not found or does not run: point $DCM2NIIX at a "
         f"working dcm2niix, or unset it to use the one pip installs (pip install dcm2niix)\n")
     assert not (tmp_path / "downloaded_data").exists()   # checked before anything is fetched
+
+
+@pytest.mark.parametrize("script, others", [
+    ("3_download_single_scan.py", "--session picks another"),
+    ("4_download_session.py", "--session picks another, --all-sessions takes them all")])
+def test_a_subject_of_several_sessions_says_which_one_it_took(sandbox, tmp_path, script, others):
+    result = run_script(script, "--subject", "sub-10", "--dry-run", cwd=tmp_path, sandbox=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"subject sub-10 has 2 sessions: took sub-10_ses-1, the first with a DICOM resource ({others})")
+    # A session named, or a subject of one session: nothing to say.
+    named = run_script(script, "--subject", "sub-10", "--session", "sub-10_ses-2", "--dry-run",
+                       cwd=tmp_path, sandbox=sandbox)
+    assert named.returncode == 0 and "sessions: took" not in named.stderr
+
+
+@pytest.mark.parametrize("script", ["3_download_single_scan.py", "4_download_session.py"])
+def test_subject_and_session_have_help(tmp_path, script):
+    result = run_script(script, "--help", cwd=tmp_path, env=script_env(tmp_path, COLUMNS="200"))
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert "  --subject LABEL       subject label or ID (default: the first subject with a session)" in lines
+    assert ("  --session LABEL       session label or ID (default: the first session, of --subject if "
+            "given, with the resource)") in lines
