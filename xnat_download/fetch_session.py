@@ -73,8 +73,6 @@ class SessionFetcher:
         self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
         self.network = client.meter.reading()   # as measured when the session's routes were chosen
         self._scans: dict[int, ScanState] = {}
-        self._files_done = 0
-        self._files_total = 0
 
     def close(self) -> None:
         self.progress.close()
@@ -109,6 +107,7 @@ class SessionFetcher:
                 if isinstance(outcome, ZipOutcome):
                     self._zip_done(pool, task, outcome)
                 elif isinstance(outcome, int):
+                    self.progress.file_landed()   # a zip's entries count on the bar as they land
                     self._landed(task.route.plan, outcome)
                 elif isinstance(outcome, FileFailed):
                     self._failed(task.route.plan, task.planned, outcome)
@@ -160,11 +159,9 @@ class SessionFetcher:
         """The scan's files to fetch; those verified already are counted, others' files reported."""
         on_disk = check_on_disk(plan.files, state.manifest)
         for planned in on_disk.present:
-            size = max(planned.remote.size, 0)   # -1: the listing gave no size
             self.summary.present += 1
-            self.summary.present_bytes += size
-            self.progress.total += size
-            self.progress.update(size)
+            self.summary.present_bytes += max(planned.remote.size, 0)   # -1: the listing gave no size
+        self.progress.already_present(len(on_disk.present))   # named on the bar, not its speed
         for planned in on_disk.theirs:   # not ours to replace
             state.broken = True
             self.summary.failed.append(
@@ -172,8 +169,8 @@ class SessionFetcher:
                 f"this name was already there, not from these scripts; it was left "
                 f"untouched: move it away to download this one")
             self.summary.needs_attention += 1
-        self.progress.total += sum(max(planned.remote.size, 0) for planned in on_disk.to_fetch)
-        self._files_total += len(on_disk.to_fetch)
+        self.progress.expect(sum(max(planned.remote.size, 0) for planned in on_disk.to_fetch),
+                             len(on_disk.to_fetch))
         state.remaining = len(on_disk.to_fetch)
         return on_disk.to_fetch
 
@@ -227,8 +224,6 @@ class SessionFetcher:
         self._one_file_less(plan)
 
     def _one_file_less(self, plan: ScanPlan) -> None:
-        self._files_done += 1
-        self.progress.set_postfix_str(f"{self._files_done}/{self._files_total} files")
         state = self._scans[id(plan)]
         state.remaining -= 1
         if state.remaining == 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 from xnat_download.errors import redact
 
@@ -69,13 +70,59 @@ def send_to_stderr(prog: str, level: int, verbose: bool) -> None:
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
-def progress_bar():
+def progress_bar() -> Progress:
     """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
     from tqdm import tqdm   # deferred: a run that lists, or fetches nothing, never pays for it
 
     enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
-    return tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True, leave=False)
+    return Progress(tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
+                         file=sys.stderr, dynamic_ncols=True, leave=False))
+
+
+class Progress:
+    """The bar of a download, fed by every route from any thread: the bytes that come over the
+    network (so its speed is the network's), and files as each one lands, a zip's entries included.
+    Files already verified on disk are named beside it, never counted as bytes: they are no speed."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self._lock = threading.Lock()
+        self.files = 0          # landed this run
+        self.files_total = 0    # to fetch this run
+        self.present = 0        # verified on disk already
+
+    def expect(self, size: int, files: int) -> None:
+        """`files` more to fetch, `size` bytes in all."""
+        with self._lock:
+            self.bar.total += size
+            self.files_total += files
+            self._show_files()
+
+    def already_present(self, files: int) -> None:
+        with self._lock:
+            self.present += files
+            self._show_files()
+
+    def update(self, count: int) -> None:
+        """`count` bytes arrived (negative: bytes shown that were thrown away, to come again)."""
+        with self._lock:
+            self.bar.update(count)
+
+    def file_landed(self) -> None:
+        with self._lock:
+            self.files += 1
+            self._show_files()
+
+    def refresh(self) -> None:
+        with self._lock:
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _show_files(self) -> None:
+        present = f", {self.present} already present" if self.present else ""
+        self.bar.set_postfix_str(f"{self.files}/{self.files_total} files{present}", refresh=True)
 
 
 def human_size(size: int | None) -> str:
