@@ -4,7 +4,7 @@ list what failed."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -15,7 +15,7 @@ from xnat_download.catalog import Session
 from xnat_download.config import Config, dcm2niix_setting
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
-from xnat_download.manifest import Manifest, check_on_disk
+from xnat_download.manifest import Manifest, check_on_disk, former_is_this_scans
 from xnat_download.output import always, human_size, note
 from xnat_download.plan import SessionJob, ScanPlan, Skipped, plan_scan
 from xnat_download.fetch_session import SessionFetcher
@@ -181,9 +181,14 @@ def show_plans(plans: list[ScanPlan], output_dir: Path) -> tuple[int, int, int]:
     Returns the files and bytes it would fetch, and the files already there."""
     files = size = present = 0
     for plan in plans:
-        manifest = Manifest(plan.folder, plan.source)
+        folder, planned_files = plan.folder, plan.files
+        if plan.former and former_is_this_scans(plan.former, plan.folder, plan.source):
+            # A real run renames an earlier version's folder of this scan (if it is this scan's).
+            folder = plan.former
+            planned_files = [replace(f, target=folder / f.relative) for f in plan.files]
+        manifest = Manifest(folder, plan.source)
         manifest.load()   # another source's folder is the same error as in a real run
-        on_disk = check_on_disk(plan.files, manifest, record=False)
+        on_disk = check_on_disk(planned_files, manifest, record=False)
         scan_bytes = sum(max(f.remote.size, 0) for f in on_disk.to_fetch)
         print(f"{plan.folder.relative_to(output_dir)}  {len(on_disk.to_fetch)} files  "
               f"{human_size(scan_bytes)}")

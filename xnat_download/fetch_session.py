@@ -17,7 +17,8 @@ from xnat_download.disk import describe_disk_error, make_folder
 from xnat_download.errors import DiskProblem, Interrupted
 from xnat_download.fetch_file import FetchContext, FileFailed, Overflow, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
-from xnat_download.manifest import ForeignFolder, Manifest, check_on_disk, folder_lock
+from xnat_download.manifest import (ForeignFolder, Manifest, adopt_former_folder, check_on_disk,
+                                    folder_lock)
 from xnat_download.output import human_size, progress_bar
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
@@ -123,6 +124,8 @@ class SessionFetcher:
                      folders: dict[tuple, ScanPlan]) -> Manifest | None:
         """Make the scan's folders, take its lock, and read what an earlier run verified there.
         None, with the reason in the summary, if the folder is not this scan's to write into."""
+        if plan.former:
+            adopt_former_folder(plan.former, plan.folder, plan.source)
         make_folder(plan.folder, self.output_dir)
         # Folder names are distinct by construction; this catches what construction cannot (names
         # that differ only in case on a disk that ignores case, or a name made to match a tag),
