@@ -2,7 +2,6 @@
 among them (defaults in natural order, filters, shards)."""
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import logging
 import re
@@ -274,11 +273,3 @@ def shard(sessions: list[Session], spec: tuple[int, int] | None) -> list[Session
         return ordered
     k, n = spec
     return [session for index, session in enumerate(ordered) if index % n == k - 1]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, not {text!r}")
-    return int(match.group(1)), int(match.group(2))
-

@@ -62,11 +62,11 @@ class SessionFetcher:
     verified before it takes its final name; its summary is the tally of every session so far."""
 
     def __init__(self, client: XnatClient, workers: int, output_dir: Path,
-                 routing: str = "auto",
+                 transfer: str = "auto",
                  on_scan_ready: Callable[[ScanPlan, Manifest], None] | None = None) -> None:
         self.client = client
         self.workers = workers
-        self.routing = routing   # --transfer: auto (routing.py chooses), zip or files
+        self.transfer = transfer   # --transfer: auto (routing.py chooses), zip or files
         self.output_dir = output_dir
         self.summary = Summary()
         self.fetch_context = FetchContext(client, threading.Event(), progress_bar())
@@ -98,7 +98,7 @@ class SessionFetcher:
                     self._scan_done(plan)
             self.progress.refresh()
             pool = WorkerPool(self._work, self.workers, self.fetch_context.cancel)
-            for chosen in choose_routes(routes, self.workers, self.network, self.routing):
+            for chosen in choose_routes(routes, self.workers, self.network, self.transfer):
                 log.debug("scan %s: %d files %s", chosen.plan.scan.id, len(chosen.files),
                           "as one zip" if chosen.by_zip else "one by one")
                 self._submit(pool, chosen)
@@ -178,7 +178,7 @@ class SessionFetcher:
         return on_disk.to_fetch
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
-        return route(plan, manifest, files, self.network, self.routing)
+        return route(plan, manifest, files, self.network, self.transfer)
 
     def _submit(self, pool: WorkerPool, chosen: Route, zip_attempts: int = 0) -> None:
         if chosen.by_zip:

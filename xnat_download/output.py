@@ -5,8 +5,8 @@ person at a terminal, is drawn on stderr too. Data goes to stdout and never thro
 from __future__ import annotations
 
 import logging
-import sys
 import threading
+from typing import TextIO
 
 from xnat_download.errors import redact
 
@@ -57,10 +57,17 @@ class LineFormatter(logging.Formatter):
         return redact(line)
 
 
-def send_to_stderr(prog: str, level: int, verbose: bool) -> None:
-    """Every record to stderr through LineFormatter; ours from `level` up, the libraries' only
-    their warnings (and everything with --verbose)."""
-    handler = logging.StreamHandler(sys.stderr)
+# Where the progress bar is drawn, and whether a person watches it: as send_to_stderr was handed.
+_bar_stream: TextIO | None = None
+_bar_watched = False
+
+
+def send_to_stderr(prog: str, level: int, verbose: bool, stream: TextIO, isatty: bool = False) -> None:
+    """Every record to `stream` (the run's stderr) through LineFormatter; ours from `level` up,
+    the libraries' only their warnings (and everything with --verbose). The progress bar goes
+    there too, when `isatty` says a person is watching."""
+    global _bar_stream, _bar_watched
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(LineFormatter(prog))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -68,15 +75,16 @@ def send_to_stderr(prog: str, level: int, verbose: bool) -> None:
     log.setLevel(level)
     # urllib3 at DEBUG prints one line per request: useful with --verbose, noise otherwise.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    _bar_stream, _bar_watched = stream, isatty
 
 
 def progress_bar() -> Progress:
     """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
     from tqdm import tqdm   # deferred: a run that lists, or fetches nothing, never pays for it
 
-    enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
+    enabled = log.isEnabledFor(logging.INFO) and _bar_watched and _bar_stream is not None
     return Progress(tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
-                         file=sys.stderr, dynamic_ncols=True, leave=False))
+                         file=_bar_stream, dynamic_ncols=True, leave=False))
 
 
 class Progress:
