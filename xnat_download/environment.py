@@ -45,10 +45,6 @@ class Environment:
         path = Path(text)
         return path if self.cwd is None or path.is_absolute() else self.cwd / path
 
-    def home(self) -> Path:
-        """$HOME of this environment (where ~/.netrc is), else the user's."""
-        return Path(self.environ["HOME"]) if self.environ.get("HOME") else Path.home()
-
 
 def _isatty(stream: TextIO | None) -> bool:
     try:
