@@ -116,7 +116,7 @@ class Parser(argparse.ArgumentParser):
 
     def _print_message(self, message: str, file=None) -> None:
         if message:
-            (self.env.stderr if file is None or file is sys.stderr else self.env.stdout).write(message)
+            (self.env.stderr if file is sys.stderr else self.env.stdout).write(message)
 
     def parse(self) -> argparse.Namespace:
         """The run's own arguments."""
