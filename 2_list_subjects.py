@@ -14,11 +14,12 @@ import argparse
 import csv
 import json
 import sys
+from typing import TextIO
 
 import common
 from xnat_download.catalog import Subject, count_files, find_subject, list_project, natural_key
-from xnat_download.cli import base_parser, print_columns, run, setup_logging
-from xnat_download.config import SiteDefaults, demo_sandbox, resolve_config
+from xnat_download.cli import Environment, base_parser, connection_settings, print_columns, run, setup_logging
+from xnat_download.config import SiteDefaults, demo_sandbox
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus
 from xnat_download.output import human_size
@@ -27,8 +28,8 @@ SITE = SiteDefaults.from_module(common)   # the server, project and other defaul
 SUBJECT = None      # a subject label or ID; None shows the first one
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = base_parser(__doc__, SITE)
+def build_parser(env: Environment) -> argparse.ArgumentParser:
+    parser = base_parser(__doc__, SITE, env)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--subject", default=SUBJECT, metavar="LABEL", help="the subject to show")
     which.add_argument("--all", action="store_true", help="every subject: one line per session")
@@ -38,11 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args)
-    with demo_sandbox(args) as demo:
-        config = resolve_config(args, SITE, demo)
+def main(env: Environment) -> int:
+    args = build_parser(env).parse()
+    setup_logging(args, env)
+    with demo_sandbox(args.demo) as demo:
+        config = connection_settings(args, SITE, env, demo)
         with XnatClient(config) as client:
             subjects = list_project(client, config.project)
             if not args.all:
@@ -52,14 +53,14 @@ def main(argv: list[str] | None = None) -> int:
                     count_files(client, session, SITE.resource)
                 subjects = [subject]
     if args.json:
-        json.dump([subject_as_dict(subject) for subject in subjects], sys.stdout, indent=2)
-        print()
+        json.dump([subject_as_dict(subject) for subject in subjects], env.stdout, indent=2)
+        print(file=env.stdout)
     elif args.csv:
-        write_csv(subjects)
+        write_csv(subjects, env.stdout)
     elif args.all:
-        print_sessions(subjects)
+        print_sessions(subjects, env.stdout)
     else:
-        print_subject(subjects[0], config.project)
+        print_subject(subjects[0], config.project, env.stdout)
     return ExitStatus.OK
 
 
@@ -73,8 +74,8 @@ def subject_as_dict(subject: Subject) -> dict:
         for session in subject.sessions]}
 
 
-def write_csv(subjects: list[Subject]) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+def write_csv(subjects: list[Subject], out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["subject", "session", "scan", "type", "series_description", "quality",
                      "files", "bytes"])
     for subject in subjects:
@@ -86,20 +87,20 @@ def write_csv(subjects: list[Subject]) -> None:
                                  "" if scan.bytes is None else scan.bytes])
 
 
-def print_subject(subject: Subject, project: str) -> None:
+def print_subject(subject: Subject, project: str, out: TextIO) -> None:
     print(f"Subject {subject.label} ({subject.id}) in project {project}: "
-          f"{len(subject.sessions)} session(s)")
+          f"{len(subject.sessions)} session(s)", file=out)
     for session in subject.sessions:
         print(f"\nSession {session.label} ({session.id})  date {session.date or '-'}  "
-              f"modality {session.modality or '-'}")
+              f"modality {session.modality or '-'}", file=out)
         rows = [["SCAN", "TYPE", "SERIES DESCRIPTION", "QUALITY", "FILES", "SIZE"]]
         rows += [[scan.id, scan.type, scan.series_description, scan.quality,
                   str(scan.files or 0), human_size(scan.bytes) if scan.files else "-"]
                  for scan in session.scans]
-        print_columns(rows, indent="  ")
+        print_columns(rows, out, indent="  ")
 
 
-def print_sessions(subjects: list[Subject]) -> None:
+def print_sessions(subjects: list[Subject], out: TextIO) -> None:
     rows = [["SUBJECT", "SESSION", "DATE", "MODALITY", "SCANS", "TYPES"]]
     for subject in subjects:
         for session in subject.sessions:
@@ -108,7 +109,7 @@ def print_sessions(subjects: list[Subject]) -> None:
                          str(len(session.scans)), " ".join(types)])
         if not subject.sessions:
             rows.append([subject.label, "-", "", "", "0", ""])
-    print_columns(rows)
+    print_columns(rows, out)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ import sys
 from pathlib import Path
 
 import common
-from xnat_download.catalog import Scan, Session, list_project, parse_shard
-from xnat_download.cli import add_download_options, base_parser, run, setup_logging
-from xnat_download.config import SiteDefaults, demo_sandbox, resolve_config
+from xnat_download.catalog import Scan, Session, list_project
+from xnat_download.cli import (Environment, add_download_options, base_parser, connection_settings,
+                               download_options, parse_shard, run, setup_logging)
+from xnat_download.config import SiteDefaults, demo_sandbox
 from xnat_download.connection import XnatClient
-from xnat_download.download import DownloadOptions, download_jobs
+from xnat_download.download import download_jobs
 from xnat_download.selection import Wanted, all_sessions, one_session
 
 SITE = SiteDefaults.from_module(common)   # the server, project and other defaults: edit common.py
@@ -32,11 +33,14 @@ SCAN_TYPES = []     # e.g. ["T1", "func*"]: types or series descriptions; [] kee
 SCANS = []          # e.g. ["1", "3"]: scan IDs; [] keeps every scan
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = base_parser(__doc__, SITE)
+def build_parser(env: Environment) -> argparse.ArgumentParser:
+    parser = base_parser(__doc__, SITE, env)
     which = parser.add_argument_group("which session and scans")
-    which.add_argument("--subject", default=SUBJECT, metavar="LABEL")
-    which.add_argument("--session", default=SESSION, metavar="LABEL")
+    which.add_argument("--subject", default=SUBJECT, metavar="LABEL",
+                       help="subject label or ID (default: the first subject with a session)")
+    which.add_argument("--session", default=SESSION, metavar="LABEL",
+                       help="session label or ID (default: the first session, of --subject if "
+                            "given, with the resource)")
     which.add_argument("--scan-types", nargs="+", default=SCAN_TYPES, metavar="TYPE",
                        help="keep scans whose type or series description matches (wildcards allowed)")
     which.add_argument("--scans", nargs="+", default=SCANS, metavar="ID", help="keep these scan IDs")
@@ -48,18 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def main(env: Environment) -> int:
+    parser = build_parser(env)
+    args = parser.parse()
     if args.shard and not args.all_sessions:
         parser.error("--shard works with --all-sessions")
     if args.session and args.all_sessions:
         parser.error("--session and --all-sessions exclude each other")
-    setup_logging(args)
-    # --bids names scans by common.BIDS_MAP, the one place to edit it.
-    options = DownloadOptions.from_args(args, parser, common.BIDS_MAP)
-    with demo_sandbox(args) as demo:
-        config = resolve_config(args, SITE, demo)
+    setup_logging(args, env)
+    # --bids names scans by common.BIDS_MAP (in SITE), the one place to edit it.
+    options = download_options(args, SITE, env)
+    with demo_sandbox(args.demo) as demo:
+        config = connection_settings(args, SITE, env, demo)
         wanted = Wanted(config.project, args.resource, args.subject, args.session,
                         scan_types=args.scan_types, scan_ids=args.scans, shard=args.shard)
 
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 jobs = all_sessions(client, subjects, wanted, folder_of)
             else:
                 jobs = [one_session(client, subjects, wanted, folder_of)]
-            return download_jobs(client, config, jobs, options)
+            return download_jobs(client, config, jobs, options, env.stdout)
 
 
 if __name__ == "__main__":

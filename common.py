@@ -16,7 +16,7 @@ from pathlib import Path
 
 # The cleaning itself; these names stay importable from here too, as they were before.
 from xnat_download.names import (MAX_NAME_BYTES, UnsafeName, distinct_component, inside,  # noqa: F401
-                                 safe_component, safe_relative_path)
+                                 safe_component, safe_relative_path, scan_component)
 
 # --- Site defaults: edit these --------------------------------------------------------------
 XNAT_SERVER = "https://xnat.abudhabi.nyu.edu"
@@ -75,16 +75,14 @@ def session_scan_folder(output_dir: Path, session, scan) -> Path:
 
 
 def scan_folder_name(scan) -> str:
-    """scan-<ID>_<type>, or scan-<ID> for a scan without a type.
+    """scan-<ID>_<type> (scan-3_EPI_PE_AP for type `EPI PE=AP`), or scan-<ID> without a type.
 
     Cleaned as one name, so that a long type is cut like a long file name, not refused by the
-    disk. A name that cleaning changes, or whose ID holds the `_` that also parts ID from type,
-    ends in a tag made from the raw ID and type (scan-2_T1_w_fs_91eb7934 for type `T1 w/fs`), so
-    that no two scans share a folder: scan 1 of type T1 and scan 1_T1 of no type, or 1 / `a b`
-    and 1_a / b, would otherwise clean up to one name.
+    disk. Scan IDs are unique in a session, so only an ID that cleaning changes, or that holds the
+    `_` parting ID from type, gets a tag of the raw ID and type (scan 1 of type T1 and scan 1_T1
+    would otherwise share scan-1_T1). Folders older versions tagged are renamed on the next run.
     """
-    name = f"scan-{scan.id}" + (f"_{scan.type}" if scan.type else "")
-    return distinct_component(name, identity=repr((scan.id, scan.type)), ambiguous="_" in scan.id)
+    return scan_component(scan.id, scan.type)
 
 
 def session_folder_name(session) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import harness
@@ -32,7 +33,7 @@ def bench_bids(report: Report, scratch: Path, runs: int) -> None:
     from xnat_download.bids import find_dcm2niix
     from xnat_download.config import dcm2niix_setting
 
-    dcm2niix = find_dcm2niix(dcm2niix_setting())   # the one --bids runs, $DCM2NIIX honoured
+    dcm2niix = find_dcm2niix(dcm2niix_setting(os.environ))   # the one --bids runs, $DCM2NIIX honoured
     config = scratch / "dcm2bids_config.json"
     config.write_text(json.dumps(BIDS_CONFIG))
     with Sandbox(scale=BIDS_SCALE) as sb:

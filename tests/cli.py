@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import logging
+import io
 import os
 import signal
 import subprocess
@@ -52,38 +52,21 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_in_process(script: str, *args: str, cwd: Path, env: dict, monkeypatch, capsys
-                   ) -> subprocess.CompletedProcess:
-    """Call a script's main in this process, as `python script args` would run it (its argv,
-    environment, folder, exit code, stdout and stderr), without a new interpreter's start-up."""
+def run_in_process(script: str, *args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Run a script in this process, as `python script args` would run it in `cwd` with `env` for
+    its environment, without a new interpreter's start-up: the script is handed an Environment of
+    its own (arguments, streams, variables, folder), so nothing of this process is patched."""
+    from xnat_download.cli import run
+    from xnat_download.environment import Environment
+
     spec = importlib.util.spec_from_file_location(Path(script).stem, REPO / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
-    monkeypatch.chdir(cwd)
-    for key in list(os.environ):
-        if key not in env:
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    from xnat_download.cli import run
-
-    root, ours = logging.getLogger(), logging.getLogger("xnat_download")
-    handlers, levels = root.handlers[:], (root.level, ours.level)
-    signals = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGXFSZ)}
-    capsys.readouterr()
-    try:
-        code = run(module.main)
-    except SystemExit as exit:   # argparse: --help, or bad usage
-        code = exit.code
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(levels[0])
-        ours.setLevel(levels[1])
-        for number, handler in signals.items():
-            signal.signal(number, handler)
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess([script, *args], code, out, err)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    environment = Environment(program=Path(script).name, args=list(args), stdout=stdout,
+                              stderr=stderr, stdin=io.StringIO(), environ=dict(env), cwd=cwd)
+    code = run(module.main, environment)
+    return subprocess.CompletedProcess([script, *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 def md5_of(path: Path) -> str:

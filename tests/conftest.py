@@ -42,12 +42,11 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
 
 
 @pytest.fixture
-def in_process(monkeypatch, capsys) -> Callable[..., Any]:
+def in_process() -> Callable[..., Any]:
     """Run a script's main in this process (see cli.run_in_process): for the tests where starting
     an interpreter would be most of the time, such as usage errors and dry runs."""
     def call(script: str, *args: str, cwd: Path, sandbox: Sandbox | None = None):
-        return run_in_process(script, *args, cwd=cwd, env=script_env(cwd, sandbox),
-                              monkeypatch=monkeypatch, capsys=capsys)
+        return run_in_process(script, *args, cwd=cwd, env=script_env(cwd, sandbox))
     return call
 
 

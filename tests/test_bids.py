@@ -234,7 +234,9 @@ def test_a_dcm2bids_configuration_names_the_scans(sandbox, tmp_path):
 def test_dry_run_prints_each_scans_bids_name_and_writes_nothing(sandbox, tmp_path, in_process):
     result = in_process(SESSION_SCRIPT, "--bids", "bids", "--dry-run", cwd=tmp_path, sandbox=sandbox)
     assert result.returncode == 0, result.stderr
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("bids:")]
+    # In process, the run's folder is a parameter: the paths it prints are below it.
+    lines = [line.strip().replace(f"{tmp_path}/", "") for line in result.stdout.splitlines()
+             if line.strip().startswith("bids:")]
     # Which images a field map's series holds only its sidecars tell: the plan shows the choices.
     field_map = "bids/sub-2/ses-1/fmap/sub-2_ses-1_<magnitude1|magnitude2|phasediff|fieldmap|magnitude>.nii.gz"
     assert lines == [
@@ -269,8 +271,9 @@ def test_without_a_working_dcm2niix_one_line_says_how_to_install_it_before_any_d
     result = run_script(SESSION_SCRIPT, "--bids", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"{SESSION_SCRIPT}: error: --bids needs dcm2niix, which was not found or does not run: "
-        f"pip install dcm2niix (or pip install -r requirements.txt)")
+        f"{SESSION_SCRIPT}: error: --bids needs dcm2niix: $DCM2NIIX names {program}, which was "
+        f"not found or does not run: point $DCM2NIIX at a working dcm2niix, or unset it to use the "
+        f"one pip installs (pip install dcm2niix)")
     assert sandbox.log == [] and not (tmp_path / "downloaded_data").exists()
     assert "Traceback" not in result.stderr
 

@@ -6,6 +6,7 @@ import argparse
 import pytest
 
 from xnat_download import catalog
+from xnat_download.cli import parse_shard
 from xnat_download.catalog import Scan, Session
 
 
@@ -33,7 +34,7 @@ def test_shards_deal_sessions_round_robin_in_natural_order():
 @pytest.mark.parametrize("text", ["0/3", "4/3", "1", "a/b", "1/0"])
 def test_bad_shard_specs_are_usage_errors(text):
     with pytest.raises(argparse.ArgumentTypeError):
-        catalog.parse_shard(text)
+        parse_shard(text)
 
 
 def test_modality_comes_from_the_session_type():

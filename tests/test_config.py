@@ -42,17 +42,15 @@ def project_ids(result) -> list[str]:
 # Options against the environment are argument handling: main(argv) runs in this process, with
 # the environment given, and still logs in and lists over HTTP.
 
-def test_server_option_beats_the_environment(sandbox, tmp_path, monkeypatch, capsys):
+def test_server_option_beats_the_environment(sandbox, tmp_path):
     env = script_env(tmp_path, sandbox, XNAT_HOST=DEAD_SERVER)
-    result = run_in_process(SCRIPT, "--json", "--server", sandbox.url, cwd=tmp_path, env=env,
-                            monkeypatch=monkeypatch, capsys=capsys)
+    result = run_in_process(SCRIPT, "--json", "--server", sandbox.url, cwd=tmp_path, env=env)
     assert "DEMO" in project_ids(result)
 
 
-def test_user_option_beats_the_environment(sandbox, tmp_path, monkeypatch, capsys):
+def test_user_option_beats_the_environment(sandbox, tmp_path):
     env = script_env(tmp_path, sandbox, XNAT_USER="nobody", XNAT_PASS=sandbox.password)
-    result = run_in_process(SCRIPT, "--json", "--user", sandbox.user, cwd=tmp_path, env=env,
-                            monkeypatch=monkeypatch, capsys=capsys)
+    result = run_in_process(SCRIPT, "--json", "--user", sandbox.user, cwd=tmp_path, env=env)
     assert "DEMO" in project_ids(result)
 
 
@@ -115,10 +113,9 @@ def test_no_credentials_and_no_terminal_says_what_to_set(sandbox, tmp_path):
     assert sandbox.log == [] or all("/data/projects" not in e.path for e in sandbox.log)
 
 
-def test_project_option_beats_the_environment(sandbox, tmp_path, monkeypatch, capsys):
+def test_project_option_beats_the_environment(sandbox, tmp_path):
     env = script_env(tmp_path, sandbox, XNAT_PROJECT="NOPE")
-    result = run_in_process("2_list_subjects.py", "--project", "DEMO", "--json", cwd=tmp_path, env=env,
-                            monkeypatch=monkeypatch, capsys=capsys)
+    result = run_in_process("2_list_subjects.py", "--project", "DEMO", "--json", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
 
 

@@ -374,7 +374,13 @@ def test_a_folder_holding_another_scans_data_is_never_written_into(sandbox, tmp_
     second = run_script(SCAN_SCRIPT, "--subject", "sub-10", "--session", "sub-10_ses-2", "--scan", "1",
                         cwd=tmp_path, sandbox=sandbox)
     assert second.returncode == 1
-    assert "holds another scan's data" in second.stderr and "--output-dir" in second.stderr
+    lines = second.stderr.splitlines()
+    # The summary counts the scan that failed; the error line names it, its folder and the way out.
+    assert lines[-2].startswith("0 files (0 B) downloaded, 0 already present (0 B), 1 scan failed in ")
+    assert lines[-1] == (f"{SCAN_SCRIPT}: error: 1 scan was not downloaded: downloaded_data/scan-1_T1 "
+                         f"holds another scan's data (from DEMO/sub-10_ses-1 scan 1): nothing was "
+                         f"written there; move that folder away, or choose another folder with "
+                         f"--output-dir")
     after = {name: md5_of(path) for name, path in data_files_below(tmp_path / "downloaded_data").items()}
     assert after == before
 

@@ -153,11 +153,11 @@ def test_scans_and_sessions_whose_names_clean_up_alike_each_get_a_folder_of_thei
     assert sorted(path.name for path in output.iterdir()) == sorted(
         ["session-S1_MR1", f"session-S1_MR1_{name_tag('session-S1 MR1')}", "session-S2"])
     spaced = output / f"session-S1_MR1_{name_tag('session-S1 MR1')}"
-    # The ordinary name keeps its plain folder; each look-alike gets a tag of its raw ID and type.
+    # A clean ID keeps a plain folder; an ID holding `_` gets a tag of its raw ID and type.
     assert folder_contents(spaced) == {
         "scan-1_T1/a.dcm": served(subject.sessions[0])["a"],
         f"scan-1_T1_{name_tag(repr(('1_T1', '')))}/b.dcm": served(subject.sessions[0])["b"],
-        f"scan-2_a_b_{name_tag(repr(('2', 'a b')))}/c.dcm": served(subject.sessions[0])["c"],
+        "scan-2_a_b/c.dcm": served(subject.sessions[0])["c"],   # a clean ID needs no tag
         f"scan-2_a_b_{name_tag(repr(('2_a', 'b')))}/d.dcm": served(subject.sessions[0])["d"]}
     assert folder_contents(output / "session-S1_MR1") == {"scan-1_T1/e.dcm": served(subject.sessions[1])["e"]}
     assert folder_contents(output / "session-S2") == {"scan-1_T1/f.dcm": served(subject.sessions[2])["f"]}
@@ -165,6 +165,46 @@ def test_scans_and_sessions_whose_names_clean_up_alike_each_get_a_folder_of_thei
     again = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-clash", cwd=tmp_path,
                        sandbox=sandbox, timeout=30)
     assert again.returncode == 0 and sandbox.file_requests() == []   # every file found where it was put
+
+
+def test_a_folder_an_earlier_version_tagged_is_renamed_not_downloaded_again(sandbox, tmp_path):
+    subject = clash_subject(sandbox)
+    args = ["--subject", "sub-clash", "--session", "S1 MR1"]
+    first = run_script(SESSION_SCRIPT, *args, cwd=tmp_path, sandbox=sandbox, timeout=30)
+    assert first.returncode == 0, first.stderr
+    # What the version before this one left: the same files and manifest, under the tagged name it
+    # gave every type that cleaning changed (`a b`), though scan 2's ID is clean.
+    session = tmp_path / "downloaded_data" / f"session-S1_MR1_{name_tag('session-S1 MR1')}"
+    former = session / f"scan-2_a_b_{name_tag(repr(('2', 'a b')))}"
+    (session / "scan-2_a_b").rename(former)
+    sandbox.clear_log()
+    dry = run_script(SESSION_SCRIPT, *args, "--dry-run", cwd=tmp_path, sandbox=sandbox, timeout=30)
+    assert dry.returncode == 0, dry.stderr
+    assert "would download 0 files (0 B)" in dry.stdout and former.is_dir()   # nothing written
+    again = run_script(SESSION_SCRIPT, *args, cwd=tmp_path, sandbox=sandbox, timeout=30)
+    assert again.returncode == 0, again.stderr
+    assert f"renamed {former.relative_to(tmp_path)} to scan-2_a_b, the name this version gives it\n" \
+        in again.stderr
+    assert not former.exists()
+    assert folder_contents(session / "scan-2_a_b") == {"c.dcm": served(subject.sessions[0])["c"]}
+    assert sandbox.file_requests() == [] and sandbox.zip_requests() == []   # no data fetched again
+    assert again.stderr.splitlines()[-1].startswith("0 files (0 B) downloaded, 4 already present")
+
+
+def test_a_tagged_folder_of_another_scan_is_left_alone(sandbox, tmp_path):
+    clash_subject(sandbox)
+    args = ["--subject", "sub-clash", "--session", "S1 MR1", "--scans", "2"]
+    assert run_script(SESSION_SCRIPT, *args, cwd=tmp_path, sandbox=sandbox, timeout=30).returncode == 0
+    session = tmp_path / "downloaded_data" / f"session-S1_MR1_{name_tag('session-S1 MR1')}"
+    manifest = session / "scan-2_a_b" / ".xnat-manifest.json"
+    manifest.write_text(manifest.read_text().replace('"resource": "DICOM"', '"resource": "OTHER"'))
+    former = session / f"scan-2_a_b_{name_tag(repr(('2', 'a b')))}"
+    (session / "scan-2_a_b").rename(former)
+    sandbox.clear_log()
+    again = run_script(SESSION_SCRIPT, *args, cwd=tmp_path, sandbox=sandbox, timeout=30)
+    assert again.returncode == 0, again.stderr
+    assert "renamed" not in again.stderr and former.is_dir()   # not its scan: fetched afresh
+    assert len(sandbox.file_requests() + sandbox.zip_requests()) == 1
 
 
 def test_a_folder_an_older_layout_filled_with_another_sessions_scan_is_refused_and_the_run_goes_on(
@@ -179,11 +219,11 @@ def test_a_folder_an_older_layout_filled_with_another_sessions_scan_is_refused_a
     before = folder_contents(output / "session-S1_MR1")
     result = run_script(SESSION_SCRIPT, "--all-sessions", "--subject", "sub-clash", cwd=tmp_path,
                         sandbox=sandbox, timeout=30)
-    assert the_error(result) == (f"{SESSION_SCRIPT}: error: 1 scan(s) were not downloaded (listed "
-                                 f"above): each line says why")
-    assert ("failed: downloaded_data/session-S1_MR1/scan-1_T1 holds another scan's data (from "
-            "DEMO/S1 MR1 scan 1): nothing was written there; move that folder away, or choose "
-            "another folder with --output-dir\n") in result.stderr
+    assert the_error(result) == (f"{SESSION_SCRIPT}: error: 1 scan was not downloaded: "
+                                 f"downloaded_data/session-S1_MR1/scan-1_T1 holds another scan's data "
+                                 f"(from DEMO/S1 MR1 scan 1): nothing was written there; move that "
+                                 f"folder away, or choose another folder with --output-dir")
+    assert ", 1 scan failed in " in result.stderr
     assert folder_contents(output / "session-S1_MR1") == before   # untouched
     # The sessions around it still arrive, the first one again under its own name.
     assert folder_contents(output / "session-S2") == {"scan-1_T1/f.dcm": served(subject.sessions[2])["f"]}
@@ -199,12 +239,11 @@ def test_a_scan_whose_name_was_made_to_match_anothers_tag_is_refused_not_waited_
     mimic.id, mimic.type = "1", f"T1_{name_tag(repr(('1_T1', '')))}"
     session.scans[0].id = "9"
     result = run_script(SESSION_SCRIPT, "--scans", "1", "1_T1", cwd=tmp_path, sandbox=sandbox, timeout=30)
-    assert the_error(result) == (f"{SESSION_SCRIPT}: error: 1 scan(s) were not downloaded (listed "
-                                 f"above): each line says why")
     folder = f"session-{SESSION}/scan-1_T1_{name_tag(repr(('1_T1', '')))}"
-    assert (f"failed: {folder}: scan 1_T1 would share this folder with scan 1 (their names differ "
-            f"only in case, or were made to look alike); it was not downloaded: fetch it on its own "
-            f"with --scans 1_T1 and another --output-dir\n") in result.stderr
+    assert the_error(result) == (
+        f"{SESSION_SCRIPT}: error: 1 scan was not downloaded: {folder}: scan 1_T1 would share this "
+        f"folder with scan 1 (their names differ only in case, or were made to look alike); it was "
+        f"not downloaded: fetch it on its own with --scans 1_T1 and another --output-dir")
     assert_arrived(tmp_path / "downloaded_data" / folder, mimic.resources[0].files)
 
 

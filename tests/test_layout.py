@@ -48,8 +48,15 @@ def test_ordinary_folder_names_stay_as_they_were():
         == "session-sub-01_ses-1"
 
 
+def test_a_scan_folder_carries_a_tag_only_where_its_id_needs_one():
+    # Scan IDs are unique in a session: a clean one keeps the folder apart whatever the type.
+    assert common.scan_folder_name(Scan(id="2", type="T1 w/fs")) == "scan-2_T1_w_fs"
+    assert common.scan_folder_name(Scan(id="3", type="EPI PE=AP")) == "scan-3_EPI_PE_AP"
+    assert common.scan_folder_name(Scan(id="1_T1", type="")) == f"scan-1_T1_{names.name_tag(repr(('1_T1', '')))}"
+    assert common.scan_folder_name(Scan(id="3 b", type="T1")) == f"scan-3_b_T1_{names.name_tag(repr(('3 b', 'T1')))}"
+
+
 def test_folder_names_that_cleaning_changes_carry_a_tag_of_the_raw_name():
-    assert common.scan_folder_name(Scan(id="2", type="T1 w/fs")) == "scan-2_T1_w_fs_91eb7934"
     assert common.session_folder_name(Session(id="E1", label="ses 1/x", subject_label="s")) \
         == "session-ses_1_x_0fd2adee"
 
@@ -57,7 +64,8 @@ def test_folder_names_that_cleaning_changes_carry_a_tag_of_the_raw_name():
 @pytest.mark.parametrize("first, second", [
     (Scan(id="1", type="T1"), Scan(id="1_T1", type="")),
     (Scan(id="1", type="a b"), Scan(id="1_a", type="b")),
-    (Scan(id="1", type="a/b"), Scan(id="1", type="a?b")),
+    (Scan(id="1 a", type="b"), Scan(id="1", type="a b")),
+    (Scan(id="1/a", type="b"), Scan(id="1", type="a/b")),
 ])
 def test_scans_whose_names_clean_up_alike_get_folders_of_their_own(first, second):
     assert common.scan_folder_name(first) != common.scan_folder_name(second)

@@ -39,3 +39,38 @@ def test_the_package_imports_without_common_py(tmp_path):
     result = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path), *modules],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_below_the_scripts_and_cli_nothing_reads_argparse_exits_or_writes_the_process_streams():
+    # The library takes keywords and frozen records, raises, and writes to the streams it is handed.
+    allowed = {"cli", "environment"}   # cli builds the Environment; environment reads the process
+    forbidden = re.compile(r"\bsys\.(stdout|stderr|stdin|exit|argv)\b|\bparser\.error\b|"
+                           r"\bimport argparse\b|\bNamespace\b|getattr\(args\b|\bos\.environ\b(?!\s*itself)")
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.stem in allowed:
+            continue
+        code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+        assert not forbidden.search(code), (path.name, forbidden.search(code).group(0))
+
+
+def test_a_script_run_in_process_leaves_the_process_as_it_was(sandbox, tmp_path):
+    import logging
+    import os
+    import signal
+
+    from cli import run_in_process, script_env
+
+    before = (os.getcwd(), dict(os.environ), logging.getLogger().handlers[:],
+              signal.getsignal(signal.SIGTERM), list(sys.argv))
+    result = run_in_process("4_download_session.py", "--dry-run", cwd=tmp_path,
+                            env=script_env(tmp_path, sandbox))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("0 already present; nothing was written\n")
+    assert (os.getcwd(), dict(os.environ), logging.getLogger().handlers[:],
+            signal.getsignal(signal.SIGTERM), list(sys.argv)) == before
+    # Its own environment, not the process's: a usage error, its exit mapped to 2, on its stderr.
+    usage = run_in_process("4_download_session.py", "--shard", "1/2", cwd=tmp_path, env=script_env(tmp_path))
+    assert usage.returncode == 2
+    assert usage.stderr.splitlines()[-1] == "4_download_session.py: error: --shard works with --all-sessions"
+    unset = run_in_process("1_list_projects.py", cwd=tmp_path, env=script_env(tmp_path, XNAT_HOST="xnat.example.org"))
+    assert unset.returncode == 2 and "not 'xnat.example.org'" in unset.stderr

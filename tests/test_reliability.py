@@ -276,7 +276,9 @@ def test_an_output_folder_that_is_not_writable_is_one_clear_error(sandbox, tmp_p
         line = the_error(result, SESSION_SCRIPT)
         assert line.startswith(f"{SESSION_SCRIPT}: error: could not write into "
                                f"{locked}/session-{FIRST_SESSION}/scan-")
-        assert ": it is not writable; " in line
+        assert line.endswith(": it is not writable; nothing partial was left under a final name: "
+                             "make it writable, or choose another folder with --output-dir")
+        assert "resumes" not in result.stderr   # nothing can resume until that changes
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)

@@ -16,7 +16,7 @@ from cli import data_files_below, files_below, run_script, script_env, start_scr
 SECRET = "S3cr3t-4711/p@ss%w0rd+="     # recognisable, and changed by URL and base64 encoding
 WRONG_SECRET = "Wr0ng-S3cr3t-0815"
 SESSION_SCRIPT = "4_download_session.py"
-HTTP_WARNING = ("warning: 127.0.0.1 is reached over plain http://: the credentials cross the network "
+HTTP_WARNING = ("warning: xnat.invalid is reached over plain http://: the credentials cross the network "
                 "unencrypted; use https:// if the server offers it")
 
 
@@ -167,7 +167,8 @@ def test_the_secret_never_shows_on_any_path_even_verbose(server, home, tmp_path,
         assert result.returncode == 0, result.stderr
         assert "xnat_download: " in result.stderr   # --verbose had its say
     else:
-        assert result.returncode == 1, result.stderr
+        usage = path is secret_in_the_server_address   # a setting that cannot be used: exit 2
+        assert result.returncode == (2 if usage else 1), result.stderr
         assert last.startswith(f"{script}: error: ") and message in last, result.stderr
     assert_no_secret(server.user, result.stdout, result.stderr, folder=work)
 
@@ -205,9 +206,32 @@ def test_the_secret_is_not_in_the_process_list_nor_in_what_ctrl_c_prints(server,
 # --- plain http and TLS ------------------------------------------------------------------------
 
 def test_plain_http_with_credentials_warns_even_when_quiet(server, tmp_path):
-    result = run_script("1_list_projects.py", "--quiet", "--json", cwd=tmp_path, sandbox=server)
+    # A host off this machine (one that does not resolve: the warning comes before the login).
+    env = script_env(tmp_path, server, XNAT_HOST="http://xnat.invalid")
+    result = run_script("1_list_projects.py", "--quiet", "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"1_list_projects.py: {HTTP_WARNING}",
+        "1_list_projects.py: error: could not reach xnat.invalid: the host name could not be "
+        "resolved (DNS); check the server address"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost"])
+def test_plain_http_to_this_machine_has_no_warning(make_sandbox, tmp_path, host):
+    # The credentials never leave the machine.
+    started = make_sandbox(host="127.0.0.2" if host == "127.0.0.2" else "127.0.0.1")
+    env = script_env(tmp_path, started, XNAT_HOST=started.url.replace(started.url.split("//")[1]
+                                                                      .split(":")[0], host))
+    result = run_script("1_list_projects.py", "--json", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stderr == f"1_list_projects.py: {HTTP_WARNING}\n"
+    assert result.stderr == ""
+
+
+def test_every_loopback_address_counts_as_this_machine():
+    from xnat_download.connection import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.255.255.254", "::1", "[::1]", "localhost", "LOCALHOST"]))
+    assert not any(map(is_loopback, ["10.0.0.1", "128.0.0.1", "xnat.example.org", "localhost.example.org"]))
 
 
 @pytest.fixture

@@ -1,17 +1,18 @@
 """The machinery of the xnat-download scripts, one concern per module.
 
 Imports run one way: the scripts import this package and common.py, and pass common.py's site
-defaults (config.SiteDefaults) and folder layout in; a module imports only the modules listed
-before it here, never common.py nor a script (common.py imports names, the first of them):
+defaults (config.SiteDefaults) and folder layout in, and cli.py hands the library the run's
+Environment; a module imports only the modules listed before it here, never common.py nor a
+script (common.py imports names, the first of them):
 
     names       server names made safe: cleaned, cut, kept inside, tagged when they clean up alike
+    environment what a run is handed: its arguments, streams, environment variables, folder
     errors      the errors a run can end with, exit codes, secrets scrubbed from messages
     output      the one channel on stderr: notes, warnings, errors and details as records of the
                 xnat_download logger, one formatter that prefixes and redacts every line; the
                 progress bar
     config      settings and credentials: option > environment > site defaults > ~/.netrc >
                 prompt; every environment variable is read here
-    cli         options, the levels -q and -v set, run(main): one line and an exit code
     retry       the retry rule: which answers, how long to wait, how often, when to log in again
     meter       what the run has measured of the network: request time, own CPU, throughput
     connection  xnatpy login, GET retried by that rule, a fresh login on 401
@@ -32,4 +33,8 @@ before it here, never common.py nor a script (common.py imports names, the first
     bids_dataset the dataset's shared files (record, participants, README) under a lock
     bids        the BIDS dataset: dcm2niix on each verified scan, moved into place, a record
     download    the story of scripts 3 and 4: plan, fetch or --dry-run, --bids, summary
+    cli         options and the settings they make (keywords, frozen records: nothing below sees
+                argparse), the levels -q and -v set, run(main): the one exit point
 """
+
+__version__ = "1.0.0"

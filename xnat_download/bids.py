@@ -84,6 +84,10 @@ def check_dcm2niix(setting: str | None = None) -> str:
         works = result.returncode in (0, 3) and "dcm2niix" in (result.stdout + result.stderr).lower()
     except (OSError, subprocess.SubprocessError):
         works = False
+    if not works and setting:
+        raise XnatError(f"--bids needs dcm2niix: $DCM2NIIX names {setting}, which was not found or "
+                        f"does not run: point $DCM2NIIX at a working dcm2niix, or unset it to use "
+                        f"the one pip installs (pip install dcm2niix)")
     if not works:
         raise XnatError("--bids needs dcm2niix, which was not found or does not run: "
                         "pip install dcm2niix (or pip install -r requirements.txt)")

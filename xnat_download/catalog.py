@@ -2,7 +2,6 @@
 among them (defaults in natural order, filters, shards)."""
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import logging
 import re
@@ -59,6 +58,17 @@ def list_projects(client: XnatClient) -> list[dict]:
     return sorted(rows, key=lambda row: natural_key(row.get("ID", "")))
 
 
+def similar_project(client: XnatClient, project: str) -> str | None:
+    """'did you mean DEMO?' where a project of the same ID in other case exists (IDs are case-
+    sensitive in the REST paths)."""
+    try:
+        ids = [row.get("ID", "") for row in list_projects(client)]
+    except XnatError:   # the hint is a courtesy: the error it decorates stands without it
+        return None
+    alike = [other for other in ids if other.lower() == project.lower() and other != project]
+    return f"did you mean {' or '.join(alike)}?" if alike else None
+
+
 SCAN_COLUMNS = ("xnat:imagescandata/id", "xnat:imagescandata/type",
                 "xnat:imagescandata/series_description", "xnat:imagescandata/quality")
 
@@ -71,7 +81,8 @@ def list_project(client: XnatClient, project: str) -> list[Subject]:
         # A protected project is listed to everyone but answers 403 to non-members; a private
         # one answers 404, as if it did not exist.
         why = ("this user may not read its data (403): ask one of its owners for access"
-               if error.status == 403 else "1_list_projects.py shows the projects you can access")
+               if error.status == 403 else similar_project(client, project)
+               or "1_list_projects.py shows the projects you can access")
         raise XnatError(f"project {project} not found or not accessible at {client.host} "
                         f"({why})") from None
     subjects = {row.get("ID", ""): Subject(id=row.get("ID", ""), label=row.get("label", ""))
@@ -262,11 +273,3 @@ def shard(sessions: list[Session], spec: tuple[int, int] | None) -> list[Session
         return ordered
     k, n = spec
     return [session for index, session in enumerate(ordered) if index % n == k - 1]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, not {text!r}")
-    return int(match.group(1)), int(match.group(2))
-

@@ -1,56 +1,99 @@
-"""The command-line frame every script shares: options, the levels -q and -v give the output
-channel (output.py), and `run`, the one place where an error, Ctrl-C or a closed pipe becomes one
-line and an exit code."""
+"""The command-line frame every script shares: options, the settings they make (keywords and
+frozen records for the library: the library never sees argparse), the levels -q and -v give the
+output channel (output.py), and `run`, the one exit point, where an error, Ctrl-C, a closed pipe
+or argparse's exit becomes one line and an exit code."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import re
+import shutil
 import signal
 import sys
+import threading
 import traceback
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, TextIO
 
-from xnat_download.config import SiteDefaults
-from xnat_download.errors import ExitStatus, Interrupted, XnatError
+from xnat_download import __version__
+from xnat_download.bids import BidsOptions, check_dcm2niix
+from xnat_download.bids_config import ConfigError, load_config
+from xnat_download.config import Config, DemoServer, SiteDefaults, dcm2niix_setting, resolve_config
+from xnat_download.download import DownloadOptions
+from xnat_download.environment import Environment
+from xnat_download.errors import ExitStatus, Interrupted, UsageError, XnatError
 from xnat_download.output import AS_IS, log, send_to_stderr
 
 # --- Running a script: one place turns every failure into one line ---------------------------
 
-def script_name() -> str:
-    return Path(sys.argv[0]).name or "xnat-download"
+def run(main: Callable[[Environment], int], env: Environment | None = None) -> int:
+    """Run a script's main in `env` (the process's own by default), turning errors, Ctrl-C, closed
+    pipes and argparse's exits into one line and an exit code: the one exit point of a run. What
+    it sets up for the run (the log's handler and levels, signal handlers) is put back after."""
+    env = env or Environment.from_process()
+    with _run_state():
+        # Until main sets the level from -q/-v: an error raised before that still gets its one line.
+        send_to_stderr(env.program, logging.INFO, False, env.stderr)
+        if signal_handlers_allowed():
+            # A file-size limit (ulimit -f) must surface as an OSError we report, not kill the process.
+            if hasattr(signal, "SIGXFSZ"):
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, _raise_interrupted)
+        return _exit_status(main, env)
 
 
-def run(main: Callable[[], int]) -> int:
-    """Run a script's main, turning errors, Ctrl-C and closed pipes into one line and an exit code."""
-    # Until main sets the level from -q/-v: an error raised before that still gets its one line.
-    send_to_stderr(script_name(), logging.INFO, verbose=False)
-    # A file-size limit (ulimit -f) must surface as an OSError we report, not kill the process.
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+def _exit_status(main: Callable[[Environment], int], env: Environment) -> int:
     try:
-        return int(main())
+        return int(main(env))
+    except SystemExit as exit:   # argparse: --help and --version (0), or bad usage (2)
+        code = exit.code
+        return ExitStatus.OK if code in (0, None) else (
+            ExitStatus.USAGE if code == 2 or not isinstance(code, int) else code)
     except XnatError as error:
         _log_traceback_if_verbose()
         log.error(str(error))
-        return ExitStatus.ERROR
+        return getattr(error, "exit_status", ExitStatus.ERROR)
     except (KeyboardInterrupt, Interrupted) as stop:
         _log_traceback_if_verbose()
-        log.error(f"{script_name()}: interrupted; running the same command again resumes where it "
+        log.error(f"{env.program}: interrupted; running the same command again resumes where it "
                   f"stopped", extra=AS_IS)
         return getattr(stop, "exit_status", ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # The reader (head, less) went away: not our failure. Point stdout at devnull so the
         # interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
         return ExitStatus.OK
     except Exception as error:  # a bug or an unforeseen local failure: still one line
         _log_traceback_if_verbose()
         hint = "" if log.isEnabledFor(logging.DEBUG) else " (run again with --verbose for details)"
         log.error(f"unexpected {type(error).__name__}: {error}{hint}")
         return ExitStatus.ERROR
+
+
+def signal_handlers_allowed() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _run_state() -> Iterator[None]:
+    """The log's handlers and levels and the signal handlers as they were before the run."""
+    root, ours = logging.getLogger(), logging.getLogger("xnat_download")
+    handlers, levels = root.handlers[:], (root.level, ours.level)
+    numbers = [number for number in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGXFSZ", None))
+               if number is not None]
+    handlers_before = {number: signal.getsignal(number) for number in numbers}
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
+        if signal_handlers_allowed():
+            for number, handler in handlers_before.items():
+                if handler is not None:
+                    signal.signal(number, handler)
 
 
 def _log_traceback_if_verbose() -> None:
@@ -64,10 +107,26 @@ def _raise_interrupted(signum, frame) -> None:
 
 # --- Command line ------------------------------------------------------------------------------
 
-def base_parser(doc: str, site: SiteDefaults) -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """argparse, its help and errors written to the run's streams (its exits reach `run`)."""
+
+    def __init__(self, *args, env: Environment, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.env = env
+
+    def _print_message(self, message: str, file=None) -> None:
+        if message:
+            (self.env.stderr if file is sys.stderr else self.env.stdout).write(message)
+
+    def parse(self) -> argparse.Namespace:
+        """The run's own arguments."""
+        return self.parse_args(list(self.env.args))
+
+
+def base_parser(doc: str, site: SiteDefaults, env: Environment) -> Parser:
     """A parser with the options every script has; the module docstring is its description."""
-    parser = argparse.ArgumentParser(
-        prog=script_name(), description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=env.program, description=doc, env=env,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_argument_group(f"connection (defaults: environment, then {site.where})")
     group.add_argument("--server", metavar="URL", help="XNAT address (XNAT_HOST, XNAT_SERVER)")
     group.add_argument("--project", metavar="ID", help="project ID (XNAT_PROJECT, PROJECT_ID)")
@@ -76,6 +135,7 @@ def base_parser(doc: str, site: SiteDefaults) -> argparse.ArgumentParser:
                             "the secret is never an option: XNAT_PASS, TOKEN_SECRET, ~/.netrc or a prompt")
     group.add_argument("--demo", action="store_true",
                        help="run against the bundled sandbox XNAT with its demo project (no account needed)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("-v", "--verbose", action="store_true", help="details, and tracebacks on error")
     talk.add_argument("-q", "--quiet", action="store_true", help="errors and warnings only")
@@ -137,15 +197,60 @@ def positive_float(text: str) -> float:
     return value
 
 
-def setup_logging(args: argparse.Namespace) -> None:
+def parse_shard(text: str) -> tuple[int, int]:
+    """--shard K/N: the K-th of N slices (catalog.shard), K from 1."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, not {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def setup_logging(args: argparse.Namespace, env: Environment) -> None:
     """-v shows details (and tracebacks), -q leaves errors and warnings; notes otherwise."""
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    send_to_stderr(script_name(), level, args.verbose)
+    send_to_stderr(env.program, level, args.verbose, env.stderr, env.stderr_isatty)
 
 
-def print_columns(rows: list[list[str]], indent: str = "", width: int | None = None) -> None:
-    """Rows as left-aligned columns on stdout; each line cut to `width` when one is given."""
+def connection_settings(args: argparse.Namespace, site: SiteDefaults, env: Environment,
+                        demo: DemoServer | None) -> Config:
+    """The Config of a run: its options as keywords to resolve_config (scripts 1 and 2 have no
+    download options, so theirs are the site's)."""
+    return resolve_config(site, server=args.server, project=args.project, user=args.user,
+                          output_dir=getattr(args, "output_dir", None),
+                          workers=getattr(args, "workers", site.workers),
+                          retries=getattr(args, "retries", site.retries),
+                          timeout=getattr(args, "timeout", site.timeout), demo=demo,
+                          environ=env.environ, cwd=env.cwd, can_prompt=env.stdin_isatty)
+
+
+def download_options(args: argparse.Namespace, site: SiteDefaults, env: Environment) -> DownloadOptions:
+    """The download options of scripts 3 and 4, checked before anything is fetched: a --bids-config
+    that cannot be used is a usage error (exit 2); dcm2niix missing or broken, an error (exit 1)."""
+    bids = None
+    if args.bids or args.bids_config:
+        config = None
+        if args.bids_config:
+            try:
+                config = load_config(env.path(args.bids_config))
+            except ConfigError as error:
+                raise UsageError(f"--bids-config: {error}") from None
+        dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix(dcm2niix_setting(env.environ))
+        bids = BidsOptions(env.path(args.bids), site.bids_map, config, dcm2niix)
+    return DownloadOptions(resource=args.resource, dry_run=args.dry_run, transfer=args.transfer,
+                           bids=bids)
+
+
+def terminal_width(env: Environment) -> int:
+    """$COLUMNS of the run's environment, else the terminal's width."""
+    try:
+        return int(env.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        return shutil.get_terminal_size().columns
+
+
+def print_columns(rows: list[list[str]], out: TextIO, indent: str = "", width: int | None = None) -> None:
+    """Rows as left-aligned columns on `out`; each line cut to `width` when one is given."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         line = indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))
-        print(line[:width].rstrip() if width else line.rstrip())
+        print(line[:width].rstrip() if width else line.rstrip(), file=out)

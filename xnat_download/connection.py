@@ -4,6 +4,7 @@ the server, and network errors in plain words."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -23,6 +24,17 @@ LOGOUT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
 
 log = logging.getLogger("xnat_download")
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: credentials sent there never leave the machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 class OffServer(XnatError):
     """The server sent a request on to another server; not followed, since listings and files
@@ -73,7 +85,7 @@ class XnatClient:
         xnatpy_log = logging.getLogger("xnat_download.xnatpy")
         # xnatpy logs a failed login at CRITICAL besides raising: we report it ourselves, once.
         xnatpy_log.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL + 1)
-        if self.config.server.startswith("http://") and not self.config.demo:
+        if self.config.server.startswith("http://") and not is_loopback(self.host):
             warn(f"{self.host} is reached over plain http://: the credentials cross the network "
                  f"unencrypted; use https:// if the server offers it")
         log.debug("logging in to %s as %s (credentials from %s)", self.server, self.config.user,

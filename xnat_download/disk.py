@@ -48,7 +48,9 @@ def describe_disk_error(error: OSError, folder: Path) -> str:
     elif error.errno == errno.EFBIG:
         what = "a file-size limit was reached"
     elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        what = "it is not writable"
+        # Nothing can resume where nothing can be written: say what to change instead.
+        return (f"could not write into {folder}: it is not writable; nothing partial was left "
+                f"under a final name: make it writable, or choose another folder with --output-dir")
     else:
         what = error.strerror or str(error)
     return (f"could not write into {folder}: {what}; nothing partial was left under a final "

@@ -3,19 +3,17 @@
 list what failed."""
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TextIO
 
-from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix
-from xnat_download.bids_config import ConfigError, load_config
+from xnat_download.bids import BidsOptions, BidsWriter
 from xnat_download.bids_names import BidsName, Image, map_by_type, name_images, stand_in_sidecar
 from xnat_download.catalog import Session
-from xnat_download.config import Config, dcm2niix_setting
+from xnat_download.config import Config
 from xnat_download.connection import XnatClient
 from xnat_download.errors import ExitStatus, XnatError
-from xnat_download.manifest import Manifest, check_on_disk
+from xnat_download.manifest import Manifest, check_on_disk, former_is_this_scans
 from xnat_download.output import always, human_size, note
 from xnat_download.plan import SessionJob, ScanPlan, Skipped, plan_scan
 from xnat_download.fetch_session import SessionFetcher
@@ -24,37 +22,19 @@ from xnat_download.fetch_session import SessionFetcher
 FIELD_MAP_PARTS = "<magnitude1|magnitude2|phasediff|fieldmap|magnitude>"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DownloadOptions:
-    """The download options of scripts 3 and 4 (cli.add_download_options)."""
+    """The download options of scripts 3 and 4, as cli.download_options makes them (the number of
+    connections is the Config's `workers`: one setting, one place)."""
     resource: str
-    workers: int
-    dry_run: bool
-    transfer: str = "auto"
+    dry_run: bool = False
+    transfer: str = "auto"          # --transfer: auto, zip or files
     bids: BidsOptions | None = None
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, parser: argparse.ArgumentParser,
-                  bids_map: list) -> DownloadOptions:
-        """The options, checked before anything is fetched: a --bids-config that cannot be used is
-        a usage error (exit 2); dcm2niix missing or broken, an error (exit 1)."""
-        bids = None
-        if args.bids or args.bids_config:
-            config = None
-            if args.bids_config:
-                try:
-                    config = load_config(Path(args.bids_config))
-                except ConfigError as error:
-                    parser.error(f"--bids-config: {error}")
-            dcm2niix = "dcm2niix" if args.dry_run else check_dcm2niix(dcm2niix_setting())
-            bids = BidsOptions(Path(args.bids), bids_map, config, dcm2niix)
-        return cls(resource=args.resource, workers=args.workers, dry_run=args.dry_run,
-                   transfer=args.transfer, bids=bids)
 
 
 def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob],
-                  options: DownloadOptions) -> int:
-    """Download (or, with dry_run, show) each job as it comes, then report.
+                  options: DownloadOptions, out: TextIO) -> int:
+    """Download (or, with dry_run, show on `out`, the run's stdout) each job as it comes, then report.
 
     `jobs` may be a generator that lists each session only when its turn comes, so that the first
     files of a project arrive without waiting for every session's listing; what each job skipped
@@ -67,9 +47,9 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob]
     skipped: list[Skipped] = []
     jobs = noting_skips(jobs, skipped)
     if options.dry_run:
-        return show_jobs(client, config, jobs, options)
+        return show_jobs(client, config, jobs, options, out)
     bids = BidsWriter(options.bids, config.project, output_dir) if options.bids else None
-    fetcher = SessionFetcher(client, options.workers, output_dir, options.transfer,
+    fetcher = SessionFetcher(client, config.workers, output_dir, options.transfer,
                              on_scan_ready=bids.scan_ready if bids else None)
     try:
         for job in jobs:
@@ -87,7 +67,10 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob]
     note(summary.line(output_dir))
     if bids:
         report_bids(bids)
-    for failure in summary.scans_refused + summary.failed + (bids.failed if bids else []):
+    failures = summary.scans_refused + summary.failed + (bids.failed if bids else [])
+    # One refused scan and nothing else: the error line itself says which and what to do.
+    alone = failures == summary.scans_refused and len(failures) == 1 and not summary.abandoned
+    for failure in [] if alone else failures:
         always(f"  failed: {failure}")
     for abandoned in summary.abandoned:
         always(f"  abandoned: {abandoned}")
@@ -100,7 +83,9 @@ def download_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob]
                        f"transfer; each of the others says why it needs you")
         problems.append(f"{len(summary.failed)} file(s) could not be downloaded (listed above); "
                         f"{advice}")
-    if summary.scans_refused:
+    if alone:
+        problems.append(f"1 scan was not downloaded: {summary.scans_refused[0]}")
+    elif summary.scans_refused:
         problems.append(f"{len(summary.scans_refused)} scan(s) were not downloaded (listed above): "
                         f"each line says why")
     if summary.abandoned:
@@ -137,29 +122,30 @@ def report_bids(bids: BidsWriter) -> None:
          f"{len(bids.failed)} failed -> {bids.folder}")
 
 
-def show_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob], options: DownloadOptions) -> int:
+def show_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob], options: DownloadOptions,
+              out: TextIO) -> int:
     """--dry-run: what a real run would fetch (and, with --bids, the names it would write)."""
     would_fetch_files = would_fetch_bytes = already_present = 0
     for job in jobs:
         plans = plan_job(client, config, job, options)
-        files, size, present = show_plans(plans, config.output_dir)
+        files, size, present = show_plans(plans, config.output_dir, out)
         would_fetch_files += files
         would_fetch_bytes += size
         already_present += present
         if options.bids:
-            show_bids_names(job.session, plans, options.bids)
+            show_bids_names(job.session, plans, options.bids, out)
     print(f"would download {would_fetch_files} files ({human_size(would_fetch_bytes)}) "
-          f"into {config.output_dir}, {already_present} already present; nothing was written")
+          f"into {config.output_dir}, {already_present} already present; nothing was written", file=out)
     return ExitStatus.OK
 
 
-def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOptions) -> None:
+def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOptions, out: TextIO) -> None:
     """The name each scan is planned to take, from what XNAT says of it: a real run names each
     image dcm2niix makes of a scan on its own sidecar (echoes, phase, field map parts)."""
     images = [Image(plan.scan, f"scan-{plan.scan.id}", stand_in_sidecar(plan.scan)) for plan in plans]
     named = name_images(session, images, options.rules)
     print("  bids names planned from XNAT's types and descriptions (each image dcm2niix makes "
-          "is named on its own sidecar):")
+          "is named on its own sidecar):", file=out)
     for plan, item in zip(plans, named):
         target = "no BIDS name (not converted)"
         if item.name is not None:
@@ -168,24 +154,30 @@ def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOption
                 # which parts a field map's series holds only its images tell (nor are they runs)
                 name = BidsName(name.subject, name.session, "fmap", FIELD_MAP_PARTS)
             target = f"{options.folder / name.path()}.nii.gz"
-        print(f"  bids: scan {plan.scan.id} ({plan.scan.type}) -> {target}")
+        print(f"  bids: scan {plan.scan.id} ({plan.scan.type}) -> {target}", file=out)
 
 
-def show_plans(plans: list[ScanPlan], output_dir: Path) -> tuple[int, int, int]:
+def show_plans(plans: list[ScanPlan], output_dir: Path, out: TextIO) -> tuple[int, int, int]:
     """--dry-run: what a real run would fetch for these scans, on stdout, writing nothing.
     Returns the files and bytes it would fetch, and the files already there."""
     files = size = present = 0
     for plan in plans:
-        manifest = Manifest(plan.folder, plan.source)
+        folder, planned_files = plan.folder, plan.files
+        if plan.former and former_is_this_scans(plan.former, plan.folder, plan.source):
+            # A real run renames an earlier version's folder of this scan (if it is this scan's).
+            folder = plan.former
+            planned_files = [replace(f, target=folder / f.relative) for f in plan.files]
+        manifest = Manifest(folder, plan.source)
         manifest.load()   # another source's folder is the same error as in a real run
-        on_disk = check_on_disk(plan.files, manifest, record=False)
+        on_disk = check_on_disk(planned_files, manifest, record=False)
         scan_bytes = sum(max(f.remote.size, 0) for f in on_disk.to_fetch)
         print(f"{plan.folder.relative_to(output_dir)}  {len(on_disk.to_fetch)} files  "
-              f"{human_size(scan_bytes)}")
+              f"{human_size(scan_bytes)}", file=out)
         for name, why in plan.refused:
-            print(f"  would refuse {name!r}: {why}")
+            print(f"  would refuse {name!r}: {why}", file=out)
         for planned in on_disk.theirs:
-            print(f"  would leave alone {planned.relative}: a different file of this name is there")
+            print(f"  would leave alone {planned.relative}: a different file of this name is there",
+                  file=out)
         files += len(on_disk.to_fetch)
         size += scan_bytes
         present += len(on_disk.present)

@@ -20,6 +20,11 @@ class XnatError(Exception):
     """Anything the user must be told about in one line; the run then exits with ERROR."""
 
 
+class UsageError(XnatError):
+    """A setting that cannot be used as given (as argparse's errors): the run exits with USAGE."""
+    exit_status = ExitStatus.USAGE
+
+
 class AuthError(XnatError):
     """The server refused the credentials."""
 

@@ -14,6 +14,7 @@ from xnat_download.disk import CHUNK_SIZE, PartFile, PastLimit, remove_quietly
 from xnat_download.errors import Interrupted
 from xnat_download.manifest import Manifest
 from xnat_download.meter import BodyClock
+from xnat_download.output import Progress
 from xnat_download.plan import PlannedFile
 from xnat_download.retry import requested_wait, retried
 
@@ -29,7 +30,7 @@ class FetchContext:
     """What every fetch of a run shares: the connection, the stop flag and the progress bar."""
     client: XnatClient
     cancel: threading.Event
-    progress: object   # a tqdm bar (disabled when nobody watches)
+    progress: Progress   # the bar (disabled when nobody watches)
 
 
 class FileFailed(Exception):

@@ -17,7 +17,8 @@ from xnat_download.disk import describe_disk_error, make_folder
 from xnat_download.errors import DiskProblem, Interrupted
 from xnat_download.fetch_file import FetchContext, FileFailed, Overflow, fetch_file
 from xnat_download.fetch_zip import ZipOutcome, fetch_zip
-from xnat_download.manifest import ForeignFolder, Manifest, check_on_disk, folder_lock
+from xnat_download.manifest import (ForeignFolder, Manifest, adopt_former_folder, check_on_disk,
+                                    folder_lock)
 from xnat_download.output import human_size, progress_bar
 from xnat_download.plan import PlannedFile, ScanPlan
 from xnat_download.pool import WorkerPool
@@ -44,7 +45,14 @@ class Summary:
                  f"{self.present} already present ({human_size(self.present_bytes)})"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
-        parts.append(f"{len(self.failed)} failed")
+        # Every failure counted: a scan refused whole is no file failed, and never "0 failed".
+        refused = len(self.scans_refused)
+        if not refused:
+            parts.append(f"{len(self.failed)} failed")
+        elif self.failed:
+            parts.append(f"{len(self.failed)} files failed")
+        if refused:
+            parts.append(f"{refused} scan{'s' if refused > 1 else ''} failed")
         elapsed = time.monotonic() - self.started
         return f"{', '.join(parts)} in {elapsed:.{2 if elapsed < 10 else 0}f} s -> {folder}"
 
@@ -54,11 +62,11 @@ class SessionFetcher:
     verified before it takes its final name; its summary is the tally of every session so far."""
 
     def __init__(self, client: XnatClient, workers: int, output_dir: Path,
-                 routing: str = "auto",
+                 transfer: str = "auto",
                  on_scan_ready: Callable[[ScanPlan, Manifest], None] | None = None) -> None:
         self.client = client
         self.workers = workers
-        self.routing = routing   # --transfer: auto (routing.py chooses), zip or files
+        self.transfer = transfer   # --transfer: auto (routing.py chooses), zip or files
         self.output_dir = output_dir
         self.summary = Summary()
         self.fetch_context = FetchContext(client, threading.Event(), progress_bar())
@@ -66,8 +74,6 @@ class SessionFetcher:
         self.on_scan_ready = on_scan_ready   # called once each scan's every file is verified
         self.network = client.meter.reading()   # as measured when the session's routes were chosen
         self._scans: dict[int, ScanState] = {}
-        self._files_done = 0
-        self._files_total = 0
 
     def close(self) -> None:
         self.progress.close()
@@ -92,7 +98,7 @@ class SessionFetcher:
                     self._scan_done(plan)
             self.progress.refresh()
             pool = WorkerPool(self._work, self.workers, self.fetch_context.cancel)
-            for chosen in choose_routes(routes, self.workers, self.network, self.routing):
+            for chosen in choose_routes(routes, self.workers, self.network, self.transfer):
                 log.debug("scan %s: %d files %s", chosen.plan.scan.id, len(chosen.files),
                           "as one zip" if chosen.by_zip else "one by one")
                 self._submit(pool, chosen)
@@ -102,6 +108,7 @@ class SessionFetcher:
                 if isinstance(outcome, ZipOutcome):
                     self._zip_done(pool, task, outcome)
                 elif isinstance(outcome, int):
+                    self.progress.file_landed()   # a zip's entries count on the bar as they land
                     self._landed(task.route.plan, outcome)
                 elif isinstance(outcome, FileFailed):
                     self._failed(task.route.plan, task.planned, outcome)
@@ -117,6 +124,8 @@ class SessionFetcher:
                      folders: dict[tuple, ScanPlan]) -> Manifest | None:
         """Make the scan's folders, take its lock, and read what an earlier run verified there.
         None, with the reason in the summary, if the folder is not this scan's to write into."""
+        if plan.former:
+            adopt_former_folder(plan.former, plan.folder, plan.source)
         make_folder(plan.folder, self.output_dir)
         # Folder names are distinct by construction; this catches what construction cannot (names
         # that differ only in case on a disk that ignores case, or a name made to match a tag),
@@ -153,11 +162,9 @@ class SessionFetcher:
         """The scan's files to fetch; those verified already are counted, others' files reported."""
         on_disk = check_on_disk(plan.files, state.manifest)
         for planned in on_disk.present:
-            size = max(planned.remote.size, 0)   # -1: the listing gave no size
             self.summary.present += 1
-            self.summary.present_bytes += size
-            self.progress.total += size
-            self.progress.update(size)
+            self.summary.present_bytes += max(planned.remote.size, 0)   # -1: the listing gave no size
+        self.progress.already_present(len(on_disk.present))   # named on the bar, not its speed
         for planned in on_disk.theirs:   # not ours to replace
             state.broken = True
             self.summary.failed.append(
@@ -165,13 +172,13 @@ class SessionFetcher:
                 f"this name was already there, not from these scripts; it was left "
                 f"untouched: move it away to download this one")
             self.summary.needs_attention += 1
-        self.progress.total += sum(max(planned.remote.size, 0) for planned in on_disk.to_fetch)
-        self._files_total += len(on_disk.to_fetch)
+        self.progress.expect(sum(max(planned.remote.size, 0) for planned in on_disk.to_fetch),
+                             len(on_disk.to_fetch))
         state.remaining = len(on_disk.to_fetch)
         return on_disk.to_fetch
 
     def _route(self, plan: ScanPlan, manifest: Manifest, files: list[PlannedFile]) -> Route:
-        return route(plan, manifest, files, self.network, self.routing)
+        return route(plan, manifest, files, self.network, self.transfer)
 
     def _submit(self, pool: WorkerPool, chosen: Route, zip_attempts: int = 0) -> None:
         if chosen.by_zip:
@@ -220,8 +227,6 @@ class SessionFetcher:
         self._one_file_less(plan)
 
     def _one_file_less(self, plan: ScanPlan) -> None:
-        self._files_done += 1
-        self.progress.set_postfix_str(f"{self._files_done}/{self._files_total} files")
         state = self._scans[id(plan)]
         state.remaining -= 1
         if state.remaining == 0:

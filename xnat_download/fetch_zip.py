@@ -203,6 +203,7 @@ def _unpack(context: FetchContext, entries: Iterable, wanted: dict[str, PlannedF
             continue
         try:
             outcome.landed.append((planned, keep(part, planned, manifest)))
+            context.progress.file_landed()
         except FileFailed as failure:
             outcome.failed.append((planned, failure))
 

@@ -194,3 +194,33 @@ def _someone_elses(planned: PlannedFile, manifest: Manifest) -> bool:
     """A file (or folder) under the planned name that the manifest does not say we wrote."""
     return planned.relative not in manifest.files and os.path.lexists(planned.target)
 
+
+
+def adopt_former_folder(former: Path, folder: Path, source: dict) -> bool:
+    """A scan folder an earlier version named otherwise (scan-3_EPI_PE_AP_29c0bb50, now
+    scan-3_EPI_PE_AP) takes its new name when its manifest names this very source, so that its
+    verified files are kept, not fetched again. Nothing happens where the new name is taken."""
+    if not former_is_this_scans(former, folder, source):
+        return False
+    with folder_lock(former, say_when_waiting=False):   # not while another run writes there
+        if folder.exists():
+            return False
+        try:
+            os.rename(former, folder)
+        except OSError as error:
+            warn(f"could not rename {former} to {folder} ({error.strerror}): it is downloaded "
+                 f"into {folder.name} afresh")
+            return False
+    note(f"renamed {former} to {folder.name}, the name this version gives it")
+    return True
+
+
+def former_is_this_scans(former: Path, folder: Path, source: dict) -> bool:
+    """True if `former` holds this source's scan by its manifest and `folder` is not there yet."""
+    if folder.exists() or not former.is_dir():
+        return False
+    try:
+        recorded = json.loads((former / MANIFEST_NAME).read_text(encoding="utf-8"))["source"]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return False
+    return isinstance(recorded, dict) and same_source(recorded, source)

@@ -49,6 +49,24 @@ def distinct_component(name: str, identity: str | None = None, ambiguous: bool =
     return safe_component(f"{cleaned}_{name_tag(name if identity is None else identity)}")
 
 
+def scan_component(scan_id: str, scan_type: str) -> str:
+    """scan-<ID>_<type> (scan-<ID> without a type), cleaned as one name. Scan IDs are unique in a
+    session, so a folder needs a tag (of the raw ID and type) only where the ID itself could be
+    confused: an ID that cleaning changes, or one holding the `_` that parts ID from type (scan 1
+    of type T1 beside scan 1_T1 of none). `EPI PE=AP` of scan 3 is simply scan-3_EPI_PE_AP."""
+    name = f"scan-{scan_id}" + (f"_{scan_type}" if scan_type else "")
+    if scan_id and not UNSAFE_CHARACTERS.search(scan_id) and "_" not in scan_id:
+        return safe_component(name)
+    return safe_component(f"{safe_component(name)}_{name_tag(repr((scan_id, scan_type)))}")
+
+
+def former_scan_component(scan_id: str, scan_type: str) -> str:
+    """The name versions before scan_component gave a scan folder: tagged whenever cleaning
+    changed any of it (type included). Kept to find and rename those folders."""
+    name = f"scan-{scan_id}" + (f"_{scan_type}" if scan_type else "")
+    return distinct_component(name, identity=repr((scan_id, scan_type)), ambiguous="_" in scan_id)
+
+
 def safe_relative_path(name: str) -> str:
     """A server file name made safe to join below a scan folder; UnsafeName if it cannot be."""
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):

@@ -5,7 +5,8 @@ person at a terminal, is drawn on stderr too. Data goes to stdout and never thro
 from __future__ import annotations
 
 import logging
-import sys
+import threading
+from typing import TextIO
 
 from xnat_download.errors import redact
 
@@ -56,10 +57,17 @@ class LineFormatter(logging.Formatter):
         return redact(line)
 
 
-def send_to_stderr(prog: str, level: int, verbose: bool) -> None:
-    """Every record to stderr through LineFormatter; ours from `level` up, the libraries' only
-    their warnings (and everything with --verbose)."""
-    handler = logging.StreamHandler(sys.stderr)
+# Where the progress bar is drawn, and whether a person watches it: as send_to_stderr was handed.
+_bar_stream: TextIO | None = None
+_bar_watched = False
+
+
+def send_to_stderr(prog: str, level: int, verbose: bool, stream: TextIO, isatty: bool = False) -> None:
+    """Every record to `stream` (the run's stderr) through LineFormatter; ours from `level` up,
+    the libraries' only their warnings (and everything with --verbose). The progress bar goes
+    there too, when `isatty` says a person is watching."""
+    global _bar_stream, _bar_watched
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(LineFormatter(prog))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -67,15 +75,62 @@ def send_to_stderr(prog: str, level: int, verbose: bool) -> None:
     log.setLevel(level)
     # urllib3 at DEBUG prints one line per request: useful with --verbose, noise otherwise.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    _bar_stream, _bar_watched = stream, isatty
 
 
-def progress_bar():
+def progress_bar() -> Progress:
     """Bytes and files on stderr, only for a person watching a terminal (and not with -q)."""
     from tqdm import tqdm   # deferred: a run that lists, or fetches nothing, never pays for it
 
-    enabled = log.isEnabledFor(logging.INFO) and sys.stderr.isatty()
-    return tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True, leave=False)
+    enabled = log.isEnabledFor(logging.INFO) and _bar_watched and _bar_stream is not None
+    return Progress(tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
+                         file=_bar_stream, dynamic_ncols=True, leave=False))
+
+
+class Progress:
+    """The bar of a download, fed by every route from any thread: the bytes that come over the
+    network (so its speed is the network's), and files as each one lands, a zip's entries included.
+    Files already verified on disk are named beside it, never counted as bytes: they are no speed."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self._lock = threading.Lock()
+        self.files = 0          # landed this run
+        self.files_total = 0    # to fetch this run
+        self.present = 0        # verified on disk already
+
+    def expect(self, size: int, files: int) -> None:
+        """`files` more to fetch, `size` bytes in all."""
+        with self._lock:
+            self.bar.total += size
+            self.files_total += files
+            self._show_files()
+
+    def already_present(self, files: int) -> None:
+        with self._lock:
+            self.present += files
+            self._show_files()
+
+    def update(self, count: int) -> None:
+        """`count` bytes arrived (negative: bytes shown that were thrown away, to come again)."""
+        with self._lock:
+            self.bar.update(count)
+
+    def file_landed(self) -> None:
+        with self._lock:
+            self.files += 1
+            self._show_files()
+
+    def refresh(self) -> None:
+        with self._lock:
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _show_files(self) -> None:
+        present = f", {self.present} already present" if self.present else ""
+        self.bar.set_postfix_str(f"{self.files}/{self.files_total} files{present}", refresh=True)
 
 
 def human_size(size: int | None) -> str:

@@ -7,7 +7,8 @@ from typing import Callable
 
 from xnat_download.catalog import RemoteFile, Scan, Session
 from xnat_download.connection import XnatClient, on_server
-from xnat_download.names import UnsafeName, inside, name_tag, safe_relative_path
+from xnat_download.names import (UnsafeName, former_scan_component, inside, name_tag,
+                                 safe_relative_path, scan_component)
 
 @dataclass
 class PlannedFile:
@@ -25,6 +26,7 @@ class ScanPlan:
     files: list[PlannedFile] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)   # (server name, why)
     listed: list[RemoteFile] = field(default_factory=list)   # every file the listing names
+    former: Path | None = None   # the folder's name by earlier versions, where it differs
 
     @property
     def total_bytes(self) -> int:
@@ -37,7 +39,8 @@ def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, re
     source = {"server": client.server, "project": project, "subject": session.subject_label,
               "session": session.label, "session_id": session.id, "scan": scan.id,
               "type": scan.type, "resource": resource}
-    plan = ScanPlan(session=session, scan=scan, folder=folder, source=source, listed=list(files))
+    plan = ScanPlan(session=session, scan=scan, folder=folder, source=source, listed=list(files),
+                    former=former_folder(folder, scan))
     cleaned: list[tuple[RemoteFile, str]] = []
     # Sorted so that, when two names clean up to the same one, the same file keeps the plain name
     # on every run.
@@ -64,6 +67,14 @@ def plan_scan(client: XnatClient, project: str, session: Session, scan: Scan, re
             continue
         plan.files.append(PlannedFile(remote=remote, relative=relative, target=target))
     return plan
+
+
+def former_folder(folder: Path, scan: Scan) -> Path | None:
+    """Where earlier versions put this scan, if the layout is ours (common.py's) and that differs."""
+    if folder.name != scan_component(scan.id, scan.type):
+        return None   # a layout of the user's own: none of its names were ever ours to rename
+    former = former_scan_component(scan.id, scan.type)
+    return folder.with_name(former) if former != folder.name else None
 
 
 def unique_name(relative: str, server_name: str, taken: set[str]) -> str:

@@ -40,7 +40,7 @@ class Route:
 
 
 def route(plan: ScanPlan, manifest: Manifest, files: list[PlannedFile], network: NetworkReading,
-          routing: str = "auto") -> Route:
+          transfer: str = "auto") -> Route:
     """Zip or files for one scan on its own, at the request time and throughput measured (or, until
     measured, assumed). A zip only where it would fetch at most twice what is missing (it always
     brings the whole resource) and, in auto, where it is cheaper."""
@@ -49,14 +49,14 @@ def route(plan: ScanPlan, manifest: Manifest, files: list[PlannedFile], network:
     missing_bytes = sum(max(f.remote.size, 0) for f in files)
     zip_seconds = request_seconds + plan.total_bytes / bytes_per_second
     files_seconds = len(files) * request_seconds + missing_bytes / bytes_per_second
-    by_zip = routing != "files" and len(files) > 1 and 2 * missing_bytes > plan.total_bytes
-    if routing == "auto":
+    by_zip = transfer != "files" and len(files) > 1 and 2 * missing_bytes > plan.total_bytes
+    if transfer == "auto":
         by_zip = by_zip and zip_seconds < files_seconds
     return Route(plan, manifest, files, by_zip, zip_seconds, files_seconds)
 
 
 def choose_routes(routes: list[Route], workers: int, network: NetworkReading,
-                  routing: str = "auto") -> list[Route]:
+                  transfer: str = "auto") -> list[Route]:
     """In auto, spread the scans whose zip would outlast the whole session's work shared out over
     the connections that shorten it (NetworkReading.useful_connections: on a fast network with no
     latency, requests are this process's computing, and more connections only take turns). Then
@@ -68,7 +68,7 @@ def choose_routes(routes: list[Route], workers: int, network: NetworkReading,
               1000 * (network.cpu_seconds or 0),
               f"{network.bytes_per_second / 2 ** 20:.0f}" if network.bytes_per_second else
               f"{ASSUMED_BYTES_PER_SECOND / 2 ** 20:.0f} (assumed)", workers)
-    while routing == "auto":
+    while transfer == "auto":
         zips = sorted((r for r in routes if r.by_zip), key=lambda r: r.zip_seconds, reverse=True)
         if not zips:
             break

@@ -44,14 +44,15 @@ class Wanted:
 
 def one_scan(client: XnatClient, subjects: list[Subject], wanted: Wanted, layout: Layout) -> SessionJob:
     """The scan asked for (or the session's first with the resource) of the session asked for."""
-    session, files = _session(client, subjects, wanted)
+    session, files = _session(client, subjects, wanted, others="--session picks another")
     scan = pick_scan(session, files, wanted.scan, wanted.resource)
     return _job(session, [scan], files, layout)
 
 
 def one_session(client: XnatClient, subjects: list[Subject], wanted: Wanted, layout: Layout) -> SessionJob:
     """The session asked for (or the first with the resource) and its scans that pass the filters."""
-    session, files = _session(client, subjects, wanted)
+    session, files = _session(client, subjects, wanted,
+                              others="--session picks another, --all-sessions takes them all")
     scans = scans_with_files(session, files)
     if not scans:
         raise XnatError(f"session {session.label} has no scan with a {wanted.resource} "
@@ -133,11 +134,17 @@ def pick_scan(session: Session, files: dict, wanted: str | None, resource: str) 
                     f"{describe_scans(session.scans)}")
 
 
-def _session(client: XnatClient, subjects: list[Subject], wanted: Wanted
+def _session(client: XnatClient, subjects: list[Subject], wanted: Wanted, others: str
              ) -> tuple[Session, dict[str, list[RemoteFile]]]:
     # Without --subject, a session is looked up (or the first one taken) across the project.
     subject = find_subject(subjects, wanted.subject, wanted.project) if wanted.subject else None
-    return pick_session(client, subjects, subject, wanted.session, wanted.resource, wanted.project)
+    session, files = pick_session(client, subjects, subject, wanted.session, wanted.resource,
+                                  wanted.project)
+    if subject and not wanted.session and len(subject.sessions) > 1:
+        # The user named a subject, not a session: say which of its sessions this is.
+        note(f"subject {subject.label} has {len(subject.sessions)} sessions: took {session.label}, "
+             f"the first with a {wanted.resource} resource ({others})")
+    return session, files
 
 
 def _job(session: Session, scans: list[Scan], files: dict[str, list[RemoteFile]],
