@@ -118,11 +118,8 @@ def test_every_option_the_pages_name_is_in_some_help_text():
     # Options of the tools around us (curl, the bench, the sandbox), not of our scripts.
     others = {"--parallel", "--parallel-max", "--parallel-immediate", "--only", "--runs", "--help", "--scale",
               "--port", "--prefix", "--write"}
-    # What the command-line contract promises and another change of issue 26 brings to every script;
-    # drop it from here once the scripts have it.
-    promised = {"--version"}
     for page in PAGES:
-        named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", page.read_text())) - others - promised
+        named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", page.read_text())) - others
         missing = sorted(option for option in named if option not in text)
         assert not missing, f"{page_name(page)} names options no script has: {missing}"
 
