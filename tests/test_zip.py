@@ -117,9 +117,9 @@ def test_ctrl_c_mid_zip_keeps_what_landed_and_the_rerun_fetches_the_rest(sandbox
 
     def stall_every_zip_after_the_first(heard) -> None:
         # Told before the request goes on and before it counts among the arrivals heard.
-        if heard.event == "arrived" and "format=zip" in heard.request and not rerun.is_set():
-            if events.heard("arrived", "format=zip"):
-                sandbox.faults.stall_count = -1
+        if (heard.event == "arrived" and "format=zip" in heard.request and not rerun.is_set()
+                and events.heard("arrived", "format=zip")):
+            sandbox.faults.stall_count = -1
 
     events.on(stall_every_zip_after_the_first)
     process = start_script(SESSION_SCRIPT, "--transfer", "zip", "--workers", "1", cwd=tmp_path,
