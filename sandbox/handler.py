@@ -101,6 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         form = self.read_request_body()
         sandbox.count_in_flight(+1)
         try:
+            sandbox.tell("arrived", f"{self.command} {self.path}")
             if faults.latency > 0:
                 sandbox._stopping.wait(faults.latency)
             try:
@@ -355,9 +356,11 @@ class _Handler(BaseHTTPRequestHandler):
                     self.write_piece(head, chunked)
                     position += len(head)
                 if how == "stall_count":
+                    sandbox.tell("stalled", f"{self.command} {self.path}")
                     if sandbox._stopping.wait(faults.stall_seconds):
                         self.close_connection = True
                         return
+                    sandbox.tell("resumed", f"{self.command} {self.path}")
                     how = ""
                     piece = memoryview(piece)[len(head):]
                 elif how == "reset_count":

@@ -51,6 +51,9 @@ class Sandbox:
         self.in_flight = self.peak_in_flight = 0
         self.keep_log = True  # False: entries only go to log_listeners
         self.log_listeners: list[Callable[[LogEntry], None]] = []  # called for every entry
+        # For tests that wait for a moment rather than for a time: called with (event, request),
+        # request being "METHOD path?query"; see tell().
+        self.event_listeners: list[Callable[[str, str], None]] = []
         self.user, self.password = self.USER, self.PASSWORD
         self.outsider, self.outsider_password = self.OUTSIDER, self.OUTSIDER_PASSWORD
         self.alias, self.alias_secret = self.ALIAS, self.ALIAS_SECRET
@@ -124,6 +127,13 @@ class Sandbox:
         """Tell the listeners about an entry whose request is over."""
         for listener in self.log_listeners:
             listener(entry)
+
+    def tell(self, event: str, request: str) -> None:
+        """Tell the event listeners that `event` happened to `request`: "arrived" as its answer
+        begins (before any latency), "stalled" as a stalled body falls silent, "resumed" as that
+        silence ends without the sandbox stopping."""
+        for listener in self.event_listeners:
+            listener(event, request)
 
     def clear_log(self) -> None:
         with self._log_lock:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import pytest
 
 from cli import (assert_downloaded, data_files_below, expected_files, find_session, md5_of, run_script,
                  script_env, start_script)
+from events import HANG_GUARD, SandboxEvents, wait_until
 
 from common import scan_folder_name
 from xnat_download.catalog import Scan, natural_key
@@ -255,15 +255,18 @@ def test_transient_faults_are_retried_until_every_file_is_right(sandbox, tmp_pat
 
 def test_retry_after_is_respected(sandbox, tmp_path):
     sandbox.faults.throttle_count = 1
-    sandbox.faults.retry_after = 1
-    started = time.monotonic()
+    sandbox.faults.retry_after = 1   # our own wait between attempts is 0.01 s (script_env)
+    events = SandboxEvents(sandbox)
     result = run_script(SESSION_SCRIPT, "--workers", "1", "--transfer", "files", cwd=tmp_path,
                         sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     throttled = [e for e in sandbox.log if e.status == 429]
-    retried_at = [e for e in sandbox.log if e.path == throttled[0].path and e.status == 200]
-    assert throttled and retried_at
-    assert time.monotonic() - started >= 1.0
+    assert len(throttled) == 1
+    asked = events.heard("arrived", f"GET {throttled[0].path}")
+    assert [e.status for e in sandbox.log if e.path == throttled[0].path] == [429, 200]
+    # Measured at the server between the two arrivals of that file, so that a slow machine only
+    # widens the gap: the retry came no sooner than the server asked.
+    assert asked[1].at - asked[0].at >= 1.0
 
 
 def test_a_file_that_stays_wrong_fails_the_run_after_the_others_arrive(sandbox, tmp_path):
@@ -324,15 +327,17 @@ def test_a_stalled_transfer_times_out_and_is_retried(sandbox, tmp_path):
 def test_an_interrupted_download_exits_and_a_rerun_completes(sandbox, tmp_path, stop, exit_status):
     sandbox.faults.stall_count = -1
     sandbox.faults.stall_seconds = 60
+    events = SandboxEvents(sandbox)
     process = start_script(SESSION_SCRIPT, "--workers", "2", "--transfer", "files", cwd=tmp_path,
                            env=script_env(tmp_path, sandbox))
-    deadline = time.monotonic() + 20
-    while not list(tmp_path.rglob("*.part")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert list(tmp_path.rglob("*.part")), "the download never started"
-    time.sleep(0.2)   # the workers are now inside stalled bodies
-    process.send_signal(stop)
-    stdout, stderr = process.communicate(timeout=20)
+    try:
+        events.wait_for("stalled")   # a worker is now inside a body that has fallen silent
+        wait_until(lambda: list(tmp_path.rglob("*.part")), "a .part file (the download started)")
+        process.send_signal(stop)
+        stdout, stderr = process.communicate(timeout=HANG_GUARD)
+    finally:
+        process.kill()
+    assert events.heard("resumed") == [], "it stopped only once the stalled answers went on"
     assert process.returncode == exit_status, stderr
     assert stderr.strip().splitlines()[-1] == (
         "4_download_session.py: interrupted; running the same command again resumes where it stopped")

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from cli import data_files_below, run_script, script_env, start_script
+from events import HANG_GUARD, SandboxEvents
 
 from common import scan_folder_name
 from xnat_download.names import safe_relative_path
@@ -353,26 +353,31 @@ def test_a_manifest_edited_by_hand_is_rebuilt_from_the_files_without_fetching_th
 
 @pytest.mark.parametrize("script", ["1_list_projects.py", "2_list_subjects.py", SESSION_SCRIPT])
 def test_ctrl_c_while_listing_exits_130_at_once_without_a_traceback(sandbox, tmp_path, script):
-    logged_in = threading.Event()
+    slow_answer = 60   # seconds the server takes for each request after the login
+    events = SandboxEvents(sandbox)
+    logged_in, waiting = threading.Event(), threading.Event()
 
-    def slow_down_after_login(entry) -> None:
-        # xnatpy's login ends with GET /data/JSESSION; from then on the server takes 30 s a request.
-        if entry.method == "GET" and entry.path == "/data/JSESSION" and not logged_in.is_set():
-            sandbox.faults.latency = 30
+    def slow_down_after_login(heard) -> None:
+        # xnatpy's login ends with GET /data/JSESSION; the first request after it (a listing)
+        # and every later one are answered only after slow_answer.
+        if heard.event == "answered" and heard.request.partition("?")[0] == "GET /data/JSESSION":
             logged_in.set()
+        elif heard.event == "arrived" and logged_in.is_set() and not waiting.is_set():
+            sandbox.faults.latency = slow_answer
+            waiting.set()
 
-    sandbox.log_listeners.append(slow_down_after_login)
+    events.on(slow_down_after_login)
     process = start_script(script, cwd=tmp_path, env=script_env(tmp_path, sandbox))
     try:
-        assert logged_in.wait(20), "the script never logged in"
-        time.sleep(0.3)   # it is now waiting for its first listing
-        interrupted = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
+        assert waiting.wait(HANG_GUARD), "the script never asked for anything after its login"
+        answered = len(events.heard("answered"))
+        process.send_signal(signal.SIGINT)   # the script is waiting for that listing's answer
+        stdout, stderr = process.communicate(timeout=slow_answer + HANG_GUARD / 2)
     finally:
         process.kill()
+    # Not held up by the slow server on the way out: it left before the answer it waited for.
+    assert [h.request for h in events.heard("answered")[answered:]] == [], stderr
     assert process.returncode == 130, stderr
-    assert time.monotonic() - interrupted < 5   # not held up by the slow server on the way out
     assert stderr.strip().splitlines()[-1] == (
         f"{script}: interrupted; running the same command again resumes where it stopped")
     assert "Traceback" not in stderr and stdout == ""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import signal
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 
 from cli import data_files_below, files_below, run_script, script_env, start_script
+from events import HANG_GUARD, SandboxEvents
 
 SECRET = "S3cr3t-4711/p@ss%w0rd+="     # recognisable, and changed by URL and base64 encoding
 WRONG_SECRET = "Wr0ng-S3cr3t-0815"
@@ -185,17 +185,15 @@ def command_line_of(pid: int) -> str:
 def test_the_secret_is_not_in_the_process_list_nor_in_what_ctrl_c_prints(server, tmp_path):
     server.faults.stall_count = -1       # downloads hang, so the process can be looked at
     server.faults.stall_seconds = 60
+    events = SandboxEvents(server)
     process = start_script(SESSION_SCRIPT, "--verbose", "--workers", "2", "--transfer", "files", cwd=tmp_path,
                            env=script_env(tmp_path, server))
     try:
-        deadline = time.monotonic() + 20
-        while not list(tmp_path.rglob("*.part")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert list(tmp_path.rglob("*.part")), "the download never started"
+        events.wait_for("stalled")   # the download has started, and is waiting
         command_line = command_line_of(process.pid)
         assert SESSION_SCRIPT in command_line
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
+        stdout, stderr = process.communicate(timeout=HANG_GUARD)
     finally:
         process.kill()
     assert process.returncode == 130, stderr
