@@ -30,15 +30,21 @@ AFTERWARDS = "nothing partial was left under a final name, and running the same 
     (errno.ENOSPC, "the disk is full"),
     (errno.EDQUOT, "the disk is full"),              # a quota is a full disk to the user
     (errno.EFBIG, "a file-size limit was reached"),  # ulimit -f, or a file system's own limit
-    (errno.EACCES, "it is not writable"),
-    (errno.EPERM, "it is not writable"),
-    (errno.EROFS, "it is not writable"),
     (errno.EIO, "Input/output error"),               # anything else: the system's own words
 ])
 def test_a_disk_error_is_one_sentence_saying_what_happened_and_that_a_rerun_resumes(number, what):
     error = OSError(number, os.strerror(number))
     assert describe_disk_error(error, Path("out/session-1")) == (
         f"could not write into out/session-1: {what}; {AFTERWARDS}")
+
+
+@pytest.mark.parametrize("number", [errno.EACCES, errno.EPERM, errno.EROFS])
+def test_an_unwritable_folder_is_named_with_the_way_out_and_no_promise_of_resume(number):
+    # Running again cannot resume into a folder that stays unwritable: the way out is named instead.
+    error = OSError(number, os.strerror(number))
+    assert describe_disk_error(error, Path("out/session-1")) == (
+        "could not write into out/session-1: it is not writable; nothing partial was left under a "
+        "final name: make it writable, or choose another folder with --output-dir")
 
 
 def test_a_full_disk_mid_file_stops_the_workers_and_leaves_no_part_file(tmp_path):
