@@ -1,11 +1,14 @@
-"""Project VENDOR: real scanners' DICOM (public QA series from GE, Siemens and Philips) as XNAT holds it.
+"""Projects of real scanners' DICOM as XNAT holds them: VENDOR (public QA series from GE, Siemens and
+Philips), and any folder tree of DICOM laid out the same way.
 
-The series come from tests/data/vendor_dicom.tar.xz (see tests/data/README.md for what each one is
-and where it came from). The archive holds VENDOR/<subject>/<session>/<series folder>/<file>; each
+VENDOR's series come from tests/data/vendor_dicom.tar.xz (see tests/data/README.md for what each one
+is and where it came from). The archive holds VENDOR/<subject>/<session>/<series folder>/<file>; a
+DICOM tree (`Sandbox(dicom_tree=DIR)`, `python -m sandbox --dicom-tree DIR`) holds
+<PROJECT>/<subject>/<session>/<series folder>/<file> and serves each top folder as a project. Each
 series folder becomes one scan whose ID is the DICOM's SeriesNumber and whose type and series
 description are its SeriesDescription, with the files in a DICOM resource, as XNAT's importer
 would file them. The archive is unpacked once per process, on first use, and shared by every
-catalog built afterwards.
+catalog built afterwards; a tree is read whenever a catalog is built from it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,23 @@ def _read_archive(path: Path) -> tuple[VendorSession, ...]:
             payload = reader.read()
             files.setdefault((subject, session, folder), []).append(
                 (name, payload, hashlib.md5(payload).hexdigest()))
+    return _sessions_of(files)
+
+
+def _read_tree(project_folder: Path) -> tuple[VendorSession, ...]:
+    """A project folder's <subject>/<session>/<series folder>/<file>, in sorted order."""
+    files: dict[tuple[str, str, str], list[tuple[str, bytes, str]]] = {}
+    for path in sorted(project_folder.glob("*/*/*/*")):
+        if not path.is_file():
+            continue
+        subject, session, folder = path.relative_to(project_folder).parts[:3]
+        payload = path.read_bytes()
+        files.setdefault((subject, session, folder), []).append(
+            (path.name, payload, hashlib.md5(payload).hexdigest()))
+    return _sessions_of(files)
+
+
+def _sessions_of(files: dict[tuple[str, str, str], list[tuple[str, bytes, str]]]) -> tuple[VendorSession, ...]:
     sessions: dict[tuple[str, str], list[VendorSeries]] = {}
     for (subject, session, folder), series_files in files.items():
         sessions.setdefault((subject, session), []).append(_describe(folder, series_files))
@@ -90,8 +110,23 @@ def build_vendor_project(keys: Keys, members: set[str]) -> Project:
                                   "by Chris Rorden and co-authors; see tests/data/README.md).",
                       accessibility="protected", members=set(members), pi_firstname="Chris",
                       pi_lastname="Rorden")
+    return _fill_project(project, vendor_sessions(), keys)
+
+
+def build_tree_projects(root: Path, keys: Keys, members: set[str]) -> list[Project]:
+    """A project per top folder of a DICOM tree (<PROJECT>/<subject>/<session>/<series>/<file>)."""
+    projects = []
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
+        project = Project(id=folder.name, name=folder.name, secondary_id=folder.name,
+                          description=f"DICOM served from the folder {folder.name}", accessibility="protected",
+                          members=set(members), pi_firstname="", pi_lastname="")
+        projects.append(_fill_project(project, _read_tree(folder), keys))
+    return projects
+
+
+def _fill_project(project: Project, sessions: tuple[VendorSession, ...], keys: Keys) -> Project:
     subjects: dict[str, Subject] = {}
-    for vendor_session in vendor_sessions():
+    for vendor_session in sessions:
         subject = subjects.get(vendor_session.subject)
         if subject is None:
             subject = subjects[vendor_session.subject] = Subject(id=keys.subject_id(),
