@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--vendor", action="store_true",
                          help="add project VENDOR: real GE, Siemens and Philips QA DICOM (tests/data)")
     serving.add_argument("--dicom-tree", metavar="DIR",
-                         help="add a project per folder of DIR, laid out as "
+                         help="add a project per folder of DIR (a folder or a .tar.xz of one), laid out as "
                               "<PROJECT>/<subject>/<session>/<series folder>/<DICOM files>")
     serving.add_argument("--ignore-columns", action="store_true",
                          help="ignore columns= on /data/experiments, as some servers do")
@@ -116,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if bool(options.tls_cert) != bool(options.tls_key):
         parser.error("--tls-cert and --tls-key go together")
-    if options.dicom_tree is not None and not os.path.isdir(options.dicom_tree):
-        parser.error(f"--dicom-tree: no such folder: {options.dicom_tree}")
+    if options.dicom_tree is not None and not (os.path.isdir(options.dicom_tree) or
+                                               options.dicom_tree.endswith(".tar.xz") and
+                                               os.path.isfile(options.dicom_tree)):
+        parser.error(f"--dicom-tree: no such folder or .tar.xz archive: {options.dicom_tree}")
     scale = Scale(*options.scale) if options.scale else None
     tls = (options.tls_cert, options.tls_key) if options.tls_cert else None
     sandbox = Sandbox(scale=scale, prefix=options.prefix, tls=tls, hostile=options.hostile,

@@ -549,7 +549,7 @@ def test_a_dicom_tree_serves_each_top_folder_as_a_project_and_each_series_folder
 def test_the_command_line_refuses_a_dicom_tree_that_is_not_a_folder(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "sandbox", "--dicom-tree", str(tmp_path / "nowhere")],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 2 and "--dicom-tree: no such folder" in result.stderr
+    assert result.returncode == 2 and "--dicom-tree: no such folder or .tar.xz archive" in result.stderr
     assert "Traceback" not in result.stderr
 
 
