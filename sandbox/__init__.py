@@ -5,7 +5,9 @@
         sb.faults.reset_count = 2      # the next two file downloads are cut by a TCP reset
         print(sb.url, sb.user, sb.password)
 
-`Sandbox(vendor=True)` adds project VENDOR, real scanners' QA DICOM (see tests/data/README.md).
+`Sandbox(vendor=True)` adds project VENDOR, real scanners' QA DICOM (see tests/data/README.md);
+`Sandbox(dicom_tree=DIR)` serves each folder of DIR (<PROJECT>/<subject>/<session>/<series>/<file>)
+as a project.
 `python -m sandbox --help` serves one from the command line.
 """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--hostile", action="store_true", help="add project HOSTILE with dangerous names")
     serving.add_argument("--vendor", action="store_true",
                          help="add project VENDOR: real GE, Siemens and Philips QA DICOM (tests/data)")
+    serving.add_argument("--dicom-tree", metavar="DIR",
+                         help="add a project per folder of DIR (a folder or a .tar.xz of one), laid out as "
+                              "<PROJECT>/<subject>/<session>/<series folder>/<DICOM files>")
     serving.add_argument("--ignore-columns", action="store_true",
                          help="ignore columns= on /data/experiments, as some servers do")
     serving.add_argument("--tls-cert", metavar="FILE", help="serve https with this certificate (PEM)")
@@ -112,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if bool(options.tls_cert) != bool(options.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if options.dicom_tree is not None and not (os.path.isdir(options.dicom_tree) or
+                                               options.dicom_tree.endswith(".tar.xz") and
+                                               os.path.isfile(options.dicom_tree)):
+        parser.error(f"--dicom-tree: no such folder or .tar.xz archive: {options.dicom_tree}")
     scale = Scale(*options.scale) if options.scale else None
     tls = (options.tls_cert, options.tls_key) if options.tls_cert else None
     sandbox = Sandbox(scale=scale, prefix=options.prefix, tls=tls, hostile=options.hostile,
-                      vendor=options.vendor, ignore_columns=options.ignore_columns, host=options.host, port=options.port)
+                      vendor=options.vendor, dicom_tree=options.dicom_tree, ignore_columns=options.ignore_columns, host=options.host, port=options.port)
     sandbox.faults = faults_from(options)
     sandbox.keep_log = False  # a long-running server must not grow; --log writes entries out instead
     log_file = open(options.log, "a", encoding="utf-8") if options.log else None

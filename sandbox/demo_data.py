@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from .catalog import Catalog, File, Keys, Project, Resource, Scan, Session, Subject
 from .dicom_maker import DicomSpec, derived_uid, make_dicom, xnat_dicom_name
-from .vendor_data import build_vendor_project
+from .vendor_data import build_tree_projects, build_vendor_project
 
 DEMO_USER = "demo"
 OUTSIDER_USER = "outsider"
@@ -307,8 +308,10 @@ def _build_big_project(scale: Scale, keys: Keys) -> Project:
     return project
 
 
-def build_catalog(scale: Scale | None = None, hostile: bool = False, vendor: bool = False) -> Catalog:
-    """The demo projects, plus HOSTILE, BIG and VENDOR when asked. Demo IDs never depend on the options."""
+def build_catalog(scale: Scale | None = None, hostile: bool = False, vendor: bool = False,
+                  dicom_tree: Path | None = None) -> Catalog:
+    """The demo projects, plus HOSTILE, BIG, VENDOR and a DICOM tree's projects when asked. Demo IDs
+    never depend on the options."""
     keys = Keys()
     catalog = Catalog()
     for plan in DEMO_PROJECTS:
@@ -319,5 +322,8 @@ def build_catalog(scale: Scale | None = None, hostile: bool = False, vendor: boo
         catalog.projects["BIG"] = _build_big_project(scale, keys)
     if vendor:
         catalog.projects["VENDOR"] = build_vendor_project(keys, {DEMO_USER})
+    if dicom_tree is not None:
+        for project in build_tree_projects(dicom_tree, keys, {DEMO_USER}):
+            catalog.projects[project.id] = project
     catalog.reindex()
     return catalog

@@ -7,6 +7,7 @@ by handler.py's `_Handler`.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 import ssl
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from .api import Api
@@ -40,12 +42,13 @@ class Sandbox:
 
     def __init__(self, scale: Scale | None = None, prefix: str = "", tls: tuple[str, str] | None = None,
                  hostile: bool = False, ignore_columns: bool = False, host: str = "127.0.0.1",
-                 port: int = 0, vendor: bool = False) -> None:
+                 port: int = 0, vendor: bool = False, dicom_tree: str | os.PathLike | None = None) -> None:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.tls = tls
         self.host = host
         self.port = port
-        self.catalog: Catalog = build_catalog(scale=scale, hostile=hostile, vendor=vendor)
+        self.catalog: Catalog = build_catalog(scale=scale, hostile=hostile, vendor=vendor,
+                                               dicom_tree=Path(dicom_tree) if dicom_tree is not None else None)
         self.faults = Faults()
         self.log: list[LogEntry] = []
         self.in_flight = self.peak_in_flight = 0

@@ -518,6 +518,41 @@ def test_the_vendor_project_serves_each_archived_series_as_a_scan_named_by_its_d
     assert "VENDOR" not in Sandbox().catalog.projects  # only when asked
 
 
+def test_a_dicom_tree_serves_each_top_folder_as_a_project_and_each_series_folder_as_a_scan(
+        make_sandbox: Any, tmp_path: Path) -> None:
+    archived = archived_vendor_series()
+    chosen = [key for key in archived if key[1] in ("siemens_gre", "ge_1")]
+    for subject, session, folder in chosen:  # LAB/<subject>/<session>/<series folder>/<file>
+        target = tmp_path / "LAB" / subject / session / folder
+        target.mkdir(parents=True)
+        for name, data in archived[(subject, session, folder)].items():
+            (target / name).write_bytes(data)
+    (tmp_path / "OTHER" / "s1" / "s1_a" / "x").mkdir(parents=True)  # a project with an empty series folder
+    sb = make_sandbox(dicom_tree=tmp_path)
+    client = login(sb)
+    assert {"LAB", "OTHER", "DEMO"} <= set(sb.catalog.projects) and "VENDOR" not in sb.catalog.projects
+    served = {}
+    for row in rows(client, f"{sb.url}/data/projects/LAB/experiments", columns="ID,label,subject_label"):
+        for scan in rows(client, f"{sb.url}/data/experiments/{row['ID']}/scans"):
+            listed = rows(client, f"{sb.url}/data/experiments/{row['ID']}/scans/{scan['ID']}/resources/DICOM/files")
+            served[(row["subject_label"], row["label"], scan["ID"], scan["type"])] = \
+                {file["Name"]: file["digest"] for file in listed}
+    expected = {}
+    for subject, session, folder in chosen:
+        files = archived[(subject, session, folder)]
+        header = pydicom.dcmread(io.BytesIO(next(iter(files.values()))), stop_before_pixels=True)
+        expected[(subject, session, str(header.SeriesNumber), header.SeriesDescription.strip())] = \
+            {name: md5(data) for name, data in files.items()}
+    assert served == expected
+
+
+def test_the_command_line_refuses_a_dicom_tree_that_is_not_a_folder(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "sandbox", "--dicom-tree", str(tmp_path / "nowhere")],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "--dicom-tree: no such folder or .tar.xz archive" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_generated_files_are_distinct_and_consistent() -> None:
     files = [File.generated(f"f{n}", 300_000, n) for n in range(1, 6)]
     assert len({file.md5 for file in files}) == len(files)
