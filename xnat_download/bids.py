@@ -21,9 +21,11 @@ from pathlib import Path
 
 from xnat_download.bids_config import BidsConfig
 from xnat_download.bids_dataset import BidsDataset
+from xnat_download.bids_dicom import ACQ_TIME, add_image_facts, session_facts, why_no_image
+from xnat_download.bids_identify import NAMING_FIELDS as IDENTIFYING_FIELDS
 from xnat_download.bids_match import ORDER_KEYS
-from xnat_download.bids_names import (Image, NamedImage, map_by_type, name_images, session_label,
-                                      subject_label)
+from xnat_download.bids_names import Image, NamedImage, name_images, session_label, subject_label
+from xnat_download.bids_rules import is_skipped
 from xnat_download.catalog import Scan, Session, natural_key
 from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError
@@ -40,9 +42,11 @@ OUTPUT_EXTENSIONS = (".nii.gz", ".json", ".bval", ".bvec")
 # where %f is the folder dcm2bids was given: as if given the session's download folder.
 DCM2NIIX_OPTIONS = ["-b", "y", "-ba", "y", "-z", "y", "-1"]
 DCM2BIDS_FILE_NAME = "%3s_{folder}_%p_%t"
-# The sidecar fields the record keeps of each image, so that a rerun names it again unconverted.
-NAMING_FIELDS = ("ImageType", "EchoNumber", "Units", "PhaseEncodingDirection", "EchoTime1",
-                 "TaskName", *ORDER_KEYS)
+# The sidecar fields the record keeps of each image, so that a rerun names it again unconverted:
+# those the default rules read (bids_identify), and those dcm2bids orders runs by.
+NAMING_FIELDS = tuple(sorted({*IDENTIFYING_FIELDS, *ORDER_KEYS}))
+# Changes whenever the default rules name images differently: a rerun then names them again.
+DEFAULT_RULES_VERSION = "identify-1"
 
 
 @dataclass
@@ -58,7 +62,8 @@ class BidsOptions:
 
     def fingerprint(self) -> str:
         """Changes when the naming rules change (a rerun then converts again)."""
-        return hashlib.md5(repr(self.rules).encode("utf-8", "surrogateescape")).hexdigest()
+        rules = repr(self.rules) + ("" if self.config is not None else DEFAULT_RULES_VERSION)
+        return hashlib.md5(rules.encode("utf-8", "surrogateescape")).hexdigest()
 
     def kept_fields(self) -> set[str]:
         fields = set(NAMING_FIELDS)
@@ -116,6 +121,8 @@ class Conversion:
     images: list[Image] = field(default_factory=list)
     files: dict[str, dict[str, Path]] = field(default_factory=dict)   # image stem -> ext -> file
     problem: str = ""
+    no_image: str = ""             # why valid DICOM gave no image (not a failure)
+    facts: dict = field(default_factory=dict)   # bids_dicom.session_facts of its DICOM
 
 
 class BidsWriter:
@@ -143,8 +150,8 @@ class BidsWriter:
 
     def scan_ready(self, plan: ScanPlan, manifest: Manifest) -> None:
         """Every file of the scan is verified: convert it now, unless it was converted before
-        from the same files by the same rules, or the default map has no rule for it."""
-        if self.options.config is None and map_by_type(plan.scan, self.options.bids_map) is None:
+        from the same files by the same rules, or the default rules skip it (a localizer)."""
+        if self.options.config is None and is_skipped(plan.scan, self.options.bids_map):
             self._note(plan.session, plan.scan, "")
             return
         key, digest = record_key(plan.source), inputs_digest(plan, manifest)
@@ -159,9 +166,9 @@ class BidsWriter:
                     and entry.get("rules") == self.options.fingerprint()
                     and all((self.folder / name).is_file() for name in recorded_files(entry)))
 
-    def _convert(self, plan: ScanPlan) -> tuple[Path, list[tuple[str, dict[str, Path], dict]], str]:
+    def _convert(self, plan: ScanPlan) -> tuple[Path, list[tuple[str, dict[str, Path], dict]], str, dict]:
         """dcm2niix on the scan folder, into a fresh work folder inside the dataset: each image's
-        files and sidecar, or why there are none."""
+        files and sidecar, or why there are none; and what its DICOM says of the session."""
         work = make_work_folder(self.folder / WORK_FOLDER, f"scan-{plan.scan.id}-")
         file_name = DCM2BIDS_FILE_NAME.format(folder=plan.folder.parent.name.replace("%", "_"))
         command = [self.options.dcm2niix, *DCM2NIIX_OPTIONS, "-f", file_name, "-o", str(work), str(plan.folder)]
@@ -175,18 +182,23 @@ class BidsWriter:
             with self.lock:
                 self.running.discard(process)
         stems = sorted(path.name[:-len(".nii.gz")] for path in work.glob("*.nii.gz"))
+        facts = session_facts(plan.folder)
         if process.returncode != 0 or not stems:
+            no_image = why_no_image(plan.folder)
+            if no_image:
+                return work, [], "", {**facts, "no_image": no_image}
             last = [line for line in output.splitlines() if line.strip()][-1:] or [""]
             return work, [], (f"dcm2niix could not convert it (exit {process.returncode}: "
-                              f"{last[0].strip()[:160]})")
+                              f"{last[0].strip()[:160]})"), facts
         images = []
         for stem in stems:
             files = {ext: work / (stem + ext) for ext in OUTPUT_EXTENSIONS if (work / (stem + ext)).is_file()}
             sidecar = json.loads(files[".json"].read_text(encoding="utf-8")) if ".json" in files else {}
             if ".json" in files:
                 sidecar["SidecarFilename"] = stem + ".json"
+            add_image_facts(sidecar, files, facts)
             images.append((stem, files, sidecar))
-        return work, images, ""
+        return work, images, "", facts
 
     # --- when the session's downloads are done ---
 
@@ -196,7 +208,9 @@ class BidsWriter:
         self.pending = [(s, c) for s, c in self.pending if s is not session]
         for conversion in conversions:
             self._collect(conversion)
-        ready = [c for c in conversions if not c.problem]
+            if conversion.no_image:
+                self._note(session, conversion.scan, f": {conversion.no_image}")
+        ready = [c for c in conversions if not c.problem and not c.no_image]
         if not ready and not self.folder.is_dir():
             return   # nothing to place, and no dataset to keep up to date
         labels = (subject_label(session), session_label(session), session.subject_label, session.label)
@@ -210,6 +224,9 @@ class BidsWriter:
                 named = name_images(session, [image for c in ready for image in c.images], self.options.rules)
                 if self._place_session(session, ready, named):
                     self.dataset.add_session(*labels)
+                    self.dataset.add_participant_facts(f"sub-{labels[0]}", participant_facts(ready))
+                    if self.options.config is None:   # dcm2bids writes none: parity
+                        self._write_scans_table(session, labels[0], labels[1])
         except OSError as error:
             raise DiskProblem(describe_disk_error(error, self.folder)) from None
         finally:
@@ -223,9 +240,11 @@ class BidsWriter:
             entry = self.record["scans"][conversion.key]
             conversion.images = [Image(conversion.scan, item["stem"], item["sidecar"])
                                  for item in entry["images"]]
+            conversion.facts = dict(entry.get("participant", {}))
             return
         try:
-            conversion.work, images, conversion.problem = conversion.future.result()
+            conversion.work, images, conversion.problem, conversion.facts = conversion.future.result()
+            conversion.no_image = conversion.facts.pop("no_image", "")
         except OSError as error:
             conversion.problem = f"dcm2niix could not run: {error.strerror or error}"
         except ValueError:   # a sidecar that is not JSON
@@ -314,6 +333,23 @@ class BidsWriter:
         self.unnamed.append((natural_key(session.label), natural_key(scan.id),
                              f"scan {scan.id} ({scan.type}) of {session.label}{why}"))
 
+    def _write_scans_table(self, session: Session, subject: str, ses: str) -> None:
+        """sub-<S>_ses-<E>_scans.tsv: every image of the session in the record, with its acq_time
+        (kept in the record, so that a rerun or another shard writes the same rows)."""
+        folder = f"sub-{subject}/ses-{ses}"
+        rows = sorted((name[len(folder) + 1:], str(image.get("sidecar", {}).get(ACQ_TIME, "n/a")))
+                      for entry in self.record["scans"].values()
+                      if entry.get("session") == session.label and entry.get("project") == self.project
+                      for image in entry.get("images", []) for name in image.get("files", [])
+                      if name.endswith(".nii.gz") and name.startswith(folder + "/"))
+        table = self.folder / folder / f"sub-{subject}_ses-{ses}_scans.tsv"
+        text = "".join(f"{name}\t{when}\n" for name, when in [("filename", "acq_time"), *rows])
+        with contextlib.suppress(OSError):
+            if table.read_text(encoding="utf-8") == text:
+                return   # a rerun with nothing new touches nothing
+        if rows:
+            self.dataset.write_whole(table, text)
+
     @property
     def skipped(self) -> list[str]:
         """What has no BIDS name, in session and scan order (conversions end in any order)."""
@@ -367,6 +403,7 @@ class BidsWriter:
         kept = self.options.kept_fields()
         return {"inputs": conversion.digest, "rules": self.options.fingerprint(),
                 "project": self.project, "session": session_label,
+                "participant": {key: value for key, value in conversion.facts.items() if key in ("age", "sex")},
                 "scan": {"id": conversion.scan.id, "type": conversion.scan.type,
                          "series_description": conversion.scan.series_description},
                 "images": [{"stem": item.image.stem,
@@ -398,6 +435,16 @@ def make_work_folder(work_root: Path, prefix: str) -> Path:
         with contextlib.suppress(FileNotFoundError):
             return Path(tempfile.mkdtemp(prefix=prefix, dir=work_root))
     raise FileNotFoundError(errno.ENOENT, "the work folder keeps disappearing", str(work_root))
+
+
+def participant_facts(conversions: list[Conversion]) -> dict:
+    """The participant's age and sex, as the DICOM of the session's scans give them."""
+    found: dict = {}
+    for conversion in conversions:
+        for key in ("age", "sex"):
+            if key in conversion.facts:
+                found.setdefault(key, conversion.facts[key])
+    return found
 
 
 def recorded_files(entry: dict) -> list[str]:

@@ -1,0 +1,137 @@
+"""The default rules of --bids without a configuration: ReproIn names read as heudiconv's reproin
+heuristic reads them, each image identified by its sidecar (fields as dcm2niix writes them for
+real scanners: tests/data's vendor series), labels a person would choose, and 3D BOLD left out."""
+from __future__ import annotations
+
+import pytest
+
+import common
+from xnat_download.bids_identify import MAX_B, NAMING_FIELDS, RULES, VOLUMES, identify
+from xnat_download.bids_names import Image, name_images
+from xnat_download.bids_reproin import parse_reproin
+from xnat_download.catalog import Scan, Session
+
+SESSION = Session(id="E1", label="s1", subject_label="p1")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("func-bold_task-rest_run-1", ("func", "bold", (("task", "rest"), ("run", "01")))),
+    ("anat-T1w_acq-tfl", ("anat", "T1w", (("acq", "tfl"),))),
+    ("fmap-epi_dir-AP", ("fmap", "epi", (("dir", "AP"),))),
+    ("dwi_dir-PA", ("dwi", "dwi", (("dir", "PA"),))),
+    ("func_task-nback__mb4 test", ("func", "bold", (("task", "nback"),))),   # after __: a comment
+    ("PU:anat-T2w", ("anat", "T2w", ())),                                      # a scanner's prefix
+    ("func-bold_task-two_words_acq-p2.5", ("func", "bold", (("task", "two"), ("acq", "p25")))),
+    ("fmap_acq-3mm", ("fmap", None, (("acq", "3mm"),))),
+    ("anat-mprage", ("anat", None, ())),   # not a BIDS suffix: the images decide
+])
+def test_reproin_names_give_the_datatype_suffix_and_entities(name, expected):
+    parsed = parse_reproin(name)
+    assert (parsed.datatype, parsed.suffix, parsed.entities) == expected
+
+
+@pytest.mark.parametrize("name", ["t1_mprage_sag", "EPI PE=AP", "fMRI_rest", "DWI_dir80_AP", ""])
+def test_other_names_are_not_reproin(name):
+    assert parse_reproin(name) is None
+
+
+# Sidecar fields as dcm2niix writes them for tests/data's vendor series (README there).
+SIEMENS_BOLD = {"ImageType": ["ORIGINAL", "PRIMARY", "FMRI", "NONE", "MAGNITUDE"], "ScanningSequence": "EP",
+                "SequenceVariant": "SK\\SS", "SequenceName": "epfid2d1_64", "MRAcquisitionType": "2D",
+                "EchoTime": 0.03, "RepetitionTime": 1, "PhaseEncodingDirection": "j-", VOLUMES: 6}
+PHILIPS_BOLD = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE", "MAGNITUDE"], "ScanningSequence": "GR",
+                "SequenceVariant": "SK", "SequenceName": "FEEPI", "MRAcquisitionType": "2D", "EchoTime": 0.03,
+                "RepetitionTime": 2, VOLUMES: 3}
+GE_DWI = {"ImageType": ["ORIGINAL", "PRIMARY", "OTHER", "MAGNITUDE"], "ScanningSequence": "EP\\SE",
+          "SequenceName": "epi2", "EchoTime": 0.1236, "RepetitionTime": 1, VOLUMES: 7, MAX_B: 1000}
+SE_EPI = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], "ScanningSequence": "EP",
+          "SequenceVariant": "SK", "SequenceName": "epse2d1_86", "EchoTime": 0.066, "RepetitionTime": 8,
+          "PhaseEncodingDirection": "j", VOLUMES: 3}
+GE_B0 = {"ImageType": ["ORIGINAL", "PRIMARY", "OTHER", "FIELDMAPHZ"], "ScanningSequence": "RM",
+         "SequenceName": "B0rf", "Units": "Hz", VOLUMES: 1}
+MPRAGE = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"], "ScanningSequence": "GR\\IR",
+          "SequenceVariant": "SK\\SP\\MP", "SequenceName": "*tfl3d1_16ns", "MRAcquisitionType": "3D",
+          "EchoTime": 0.00293, "RepetitionTime": 2.3, "InversionTime": 0.9, VOLUMES: 1}
+T2_TSE = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "ScanningSequence": "SE", "SequenceVariant": "SK\\SP",
+          "SequenceName": "*spc_314ns", "MRAcquisitionType": "3D", "EchoTime": 0.408, "RepetitionTime": 3.2,
+          VOLUMES: 1}
+FLAIR = {**T2_TSE, "ScanningSequence": "SE\\IR", "InversionTime": 1.8, "EchoTime": 0.386, "RepetitionTime": 5}
+
+
+@pytest.mark.parametrize("sidecar, expected", [
+    (SIEMENS_BOLD, ("func", "bold")), (PHILIPS_BOLD, ("func", "bold")), (GE_DWI, ("dwi", "dwi")),
+    (SE_EPI, ("fmap", "epi")), (GE_B0, ("fmap", "fieldmap")), (MPRAGE, ("anat", "T1w")),
+    (T2_TSE, ("anat", "T2w")), (FLAIR, ("anat", "FLAIR")),
+])
+def test_an_image_is_identified_by_its_sidecar_not_its_name(sidecar, expected):
+    assert identify(sidecar, "series 7", "") == expected
+
+
+def test_a_localizer_and_an_unknown_image_are_left_out_with_the_reason():
+    assert identify(MPRAGE, "AAHead_Scout_32ch", "") == "a localizer"
+    assert "not an image" in identify({"ScanningSequence": "RM", VOLUMES: 1}, "spectro", "")
+
+
+def test_every_field_a_rule_reads_is_kept_in_the_record():
+    assert {field for rule in RULES for field in rule.reads} <= set(NAMING_FIELDS)
+
+
+def image(scan_id: str, description: str, sidecar: dict, suffix: str = "") -> Image:
+    sidecar = {**sidecar, "SeriesDescription": description, "ProtocolName": description,
+               "SeriesNumber": int(scan_id)}
+    return Image(Scan(id=scan_id, type=description, series_description=description),
+                 f"{int(scan_id):03d}_{description}{suffix}", sidecar)
+
+
+def names(images: list[Image]) -> list[str]:
+    return [item.name.path().split("/", 2)[2] if item.name else item.why
+            for item in name_images(SESSION, images, common.BIDS_MAP)]
+
+
+def test_a_session_named_by_reproin_keeps_its_entities_and_repeats_become_runs():
+    images = [image("2", "anat-T1w_acq-tfl", MPRAGE),
+              image("3", "func-bold_task-rest_run-1", SIEMENS_BOLD),
+              image("4", "func-bold_task-rest_run-2", SIEMENS_BOLD),
+              image("5", "fmap-epi_dir-AP", SE_EPI), image("6", "fmap-epi_dir-PA", SE_EPI),
+              image("7", "func-bold_task-faces", SIEMENS_BOLD), image("8", "func-bold_task-faces", SIEMENS_BOLD)]
+    assert names(images) == [
+        "anat/sub-p1_ses-s1_acq-tfl_T1w", "func/sub-p1_ses-s1_task-rest_run-01_bold",
+        "func/sub-p1_ses-s1_task-rest_run-02_bold", "fmap/sub-p1_ses-s1_dir-AP_epi",
+        "fmap/sub-p1_ses-s1_dir-PA_epi", "func/sub-p1_ses-s1_task-faces_run-1_bold",
+        "func/sub-p1_ses-s1_task-faces_run-2_bold"]
+
+
+GRE_MAGNITUDE = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"], "ScanningSequence": "GR",
+                 "SequenceName": "*fm2d2r", "EchoNumber": 1, VOLUMES: 1}
+GRE_PHASE = {**GRE_MAGNITUDE, "ImageType": ["ORIGINAL", "PRIMARY", "P", "ND"], "EchoNumber": 2,
+             "EchoTime1": 0.00492}
+
+
+def test_heudiconv_run_markers_count_runs_across_the_session():
+    """_run+ is the session's next run, but a phase series right after its magnitudes keeps theirs."""
+    images = [image("3", "fmap_run+", GRE_MAGNITUDE, "_e1"), image("4", "fmap_run+", GRE_PHASE, "_ph"),
+              image("5", "func_task-b_run+", SIEMENS_BOLD), image("6", "func_task-c_run=", SIEMENS_BOLD)]
+    assert names(images) == ["fmap/sub-p1_ses-s1_run-01_magnitude1", "fmap/sub-p1_ses-s1_run-01_phasediff",
+                             "func/sub-p1_ses-s1_task-b_run-02_bold", "func/sub-p1_ses-s1_task-c_run-02_bold"]
+
+
+def test_unnamed_series_are_identified_and_labelled_as_a_person_would():
+    images = [image("2", "Sag 3D", MPRAGE), image("3", "fcMRI", PHILIPS_BOLD),
+              image("4", "mb6_faces_AP", SIEMENS_BOLD), image("5", "mb6_faces_PA", {**SIEMENS_BOLD,
+                                                                                     "PhaseEncodingDirection": "j"}),
+              image("6", "Ax Diffusion AP", GE_DWI), image("7", "Ax Diffusion PA", GE_DWI),
+              image("8", "FM_cv12_2_3mm", {**SE_EPI, "PhaseEncodingDirection": "j-"}),
+              image("9", "FM_cv12_2_3mm", SE_EPI), image("10", "GE B0", GE_B0, "_fieldmaphz")]
+    assert names(images) == [
+        "anat/sub-p1_ses-s1_T1w", "func/sub-p1_ses-s1_task-rest_bold", "func/sub-p1_ses-s1_task-faces_dir-AP_bold",
+        "func/sub-p1_ses-s1_task-faces_dir-PA_bold", "dwi/sub-p1_ses-s1_dir-AP_dwi",
+        "dwi/sub-p1_ses-s1_dir-PA_dwi", "fmap/sub-p1_ses-s1_dir-AP_epi", "fmap/sub-p1_ses-s1_dir-PA_epi",
+        "fmap/sub-p1_ses-s1_fieldmap"]
+
+
+def test_one_direction_in_the_session_gives_no_dir_and_a_3d_bold_is_left_out():
+    images = [image("3", "rest_AP", SIEMENS_BOLD), image("6", "dwi_64_AP", GE_DWI),
+              image("9", "rest_vol1", {**SIEMENS_BOLD, VOLUMES: 1})]
+    found = names(images)
+    assert found[:2] == ["func/sub-p1_ses-s1_task-rest_bold", "dwi/sub-p1_ses-s1_dwi"]
+    assert found[2].startswith("one volume (3D) of a BOLD series")
