@@ -200,6 +200,29 @@ def test_a_scan_of_broken_dicom_fails_alone_and_its_download_is_kept(sandbox, tm
     assert not any("T2w" in name for name in names)
 
 
+def raw_data(data: bytes) -> bytes:
+    """The same file as a scanner's raw data series exports it (the XA tensor series, say):
+    valid DICOM of SOP class Raw Data Storage, with no pixel data."""
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    del dataset.PixelData
+    dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66"
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_series_of_valid_dicom_that_holds_no_image_is_left_out_with_a_note_not_failed(sandbox, tmp_path):
+    replace_dicom(sandbox, "2", raw_data)
+    result = bids_run(sandbox, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "scan 2 (T2) of sub-2_ses-1: valid DICOM that holds no image (raw data (Raw Data Storage))" \
+        in result.stderr
+    assert "0 failed -> bids" in result.stderr
+    names = set(dataset_files(tmp_path / "bids"))
+    assert "sub-2/ses-1/anat/sub-2_ses-1_T1w.nii.gz" in names
+    assert not any("T2w" in name for name in names)
+
+
 DCM2BIDS_CONFIG = {
     "descriptions": [
         {"datatype": "anat", "suffix": "T1w", "criteria": {"SeriesDescription": "t1_*"}},
