@@ -7,7 +7,8 @@ import pytest
 
 import common
 from xnat_download.bids_identify import MAX_B, NAMING_FIELDS, RULES, VOLUMES, identify
-from xnat_download.bids_names import Image, name_images
+from xnat_download.bids_names import Image
+from xnat_download.bids_rules import name_images
 from xnat_download.bids_reproin import parse_reproin
 from xnat_download.catalog import Scan, Session
 

@@ -5,7 +5,8 @@ import pytest
 
 import common
 from xnat_download.bids_config import BidsConfig, Description
-from xnat_download.bids_names import Image, name_images, session_label, subject_label, task_of
+from xnat_download.bids_names import Image, session_label, subject_label, task_of
+from xnat_download.bids_rules import name_images
 from xnat_download.catalog import Scan, Session
 
 SESSION = Session(id="E1", label="sub-1_ses-1", subject_label="sub-1")

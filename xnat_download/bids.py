@@ -24,8 +24,8 @@ from xnat_download.bids_dataset import BidsDataset
 from xnat_download.bids_dicom import ACQ_TIME, add_image_facts, session_facts, why_no_image
 from xnat_download.bids_identify import NAMING_FIELDS as IDENTIFYING_FIELDS
 from xnat_download.bids_match import ORDER_KEYS
-from xnat_download.bids_names import Image, NamedImage, name_images, session_label, subject_label
-from xnat_download.bids_rules import is_skipped
+from xnat_download.bids_names import Image, NamedImage, session_label, subject_label
+from xnat_download.bids_rules import is_skipped, name_images
 from xnat_download.catalog import Scan, Session, natural_key
 from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError

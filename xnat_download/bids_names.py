@@ -1,6 +1,5 @@
-"""BIDS names for the images dcm2niix makes of a session's scans: by the default rules
-(bids_rules: ReproIn names, the default map in common.py, identification by the sidecar), or by
-a dcm2bids configuration (each image matched on its sidecar, with dcm2bids's
+"""BIDS names for the images dcm2niix makes of a session's scans: what every naming shares (the
+name, labels, directions, image kinds), and naming by a dcm2bids configuration (each image matched on its sidecar, with dcm2bids's
 semantics: bids_match); subject and session labels cleaned, runs numbered, and the sidecar fields
 each image's sidecar takes (TaskName, IntendedFor, a configuration's sidecar_changes)."""
 from __future__ import annotations
@@ -207,15 +206,6 @@ def name_from_stem(subject: str, ses: str, datatype: str, stem: str) -> BidsName
                      and part.split("-", 1)[0] not in ("sub", "ses"))
     suffix = "_".join(part for part in parts if "-" not in part)
     return BidsName(subject, ses, datatype, suffix, entities)
-
-
-def name_images(session: Session, images: list[Image], rules: list | BidsConfig) -> list[NamedImage]:
-    """The session's images named by the default rules (ReproIn, the default map, identification:
-    bids_rules) or by a dcm2bids configuration."""
-    if isinstance(rules, BidsConfig):
-        return name_by_config(session, images, rules)
-    from xnat_download.bids_rules import name_by_rules   # it builds on this module's names
-    return name_by_rules(session, images, rules)
 
 
 def stand_in_sidecar(scan: Scan) -> dict:

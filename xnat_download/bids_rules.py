@@ -9,15 +9,16 @@ For each scan, its (datatype, suffix) comes from the first of:
 Then each image is named on its own sidecar (derived images left out, field map parts, echoes,
 magnitude/phase parts), labels are added where a person would add them (task-, dir-, acq-),
 repeats of one name are numbered as runs, and field maps list the session's func and dwi images
-in IntendedFor. --dry-run previews names through the same functions (planned_name)."""
+in IntendedFor. --dry-run previews names through the same functions (name_images, rule_source)."""
 from __future__ import annotations
 
 import re
 from dataclasses import replace
 
 from xnat_download.bids_identify import VOLUMES, identify
+from xnat_download.bids_config import BidsConfig
 from xnat_download.bids_names import (BidsName, Image, NamedImage, add_task_name, direction_of, image_kind,
-                                      session_label, subject_label, task_of)
+                                      name_by_config, session_label, subject_label, task_of)
 from xnat_download.bids_reproin import ReproinName, reproin_of
 from xnat_download.catalog import Scan, Session, natural_key, scan_matches
 
@@ -29,6 +30,14 @@ DIFFUSION_PATTERNS = ("*dwi*", "*dti*", "*diff*")
 FIELD_MAP_PARTS = ("fieldmap", "magnitude", "magnitude1", "magnitude2", "phasediff", "phase1", "phase2")
 # Where more than one phase-encoding direction in a session calls for dir- on each image.
 DIRECTED = {("dwi", "dwi"), ("dwi", "sbref"), ("func", "bold"), ("func", "sbref")}
+
+
+def name_images(session: Session, images: list[Image], rules: list | BidsConfig) -> list[NamedImage]:
+    """The session's images named by the default rules (the map a list) or a dcm2bids
+    configuration."""
+    if isinstance(rules, BidsConfig):
+        return name_by_config(session, images, rules)
+    return name_by_rules(session, images, rules)
 
 
 def map_by_type(scan: Scan, bids_map: list) -> tuple[str, str] | None:
@@ -62,7 +71,6 @@ def reproin_of_image(image: Image) -> ReproinName | None:
 
 def scan_rule(images: list[Image], bids_map: list) -> list[tuple[str, str] | str]:
     """For each image of one scan: (datatype, suffix), or why it has none."""
-    scan = images[0].scan
     reproin = reproin_of_image(images[0])
     if reproin is not None:
         if reproin.suffix == "scout":

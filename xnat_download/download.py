@@ -10,8 +10,8 @@ from typing import Iterable, Iterator
 
 from xnat_download.bids import BidsOptions, BidsWriter, check_dcm2niix
 from xnat_download.bids_config import ConfigError, load_config
-from xnat_download.bids_names import BidsName, Image, name_images, stand_in_sidecar
-from xnat_download.bids_rules import rule_source, scan_rule
+from xnat_download.bids_names import BidsName, Image, stand_in_sidecar
+from xnat_download.bids_rules import name_images, rule_source, scan_rule
 from xnat_download.catalog import Session
 from xnat_download.config import Config, dcm2niix_setting
 from xnat_download.connection import XnatClient
