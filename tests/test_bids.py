@@ -342,7 +342,7 @@ def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intend
     assert phasediff_image.stat().st_mtime_ns == before
     assert set(dataset_files(bids / session)) == {
         f"{folder}/sub-siemens_ses-xa30_{suffix}{ext}" for folder, suffix in (
-            ("func", "task-fa_run-01_bold"), ("fmap", "magnitude1"), ("fmap", "magnitude2"), ("fmap", "phasediff"))
+            ("func", "task-fa_run-1_bold"), ("fmap", "magnitude1"), ("fmap", "magnitude2"), ("fmap", "phasediff"))
         for ext in (".nii.gz", ".json")} | {"sub-siemens_ses-xa30_scans.tsv"}
     # Scan 8 holds both echoes' magnitudes, scan 9 the phase difference.
     magnitude2 = json.loads((bids / session / "fmap/sub-siemens_ses-xa30_magnitude2.json").read_text())
@@ -350,7 +350,7 @@ def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intend
     assert (magnitude2["SeriesNumber"], magnitude2["EchoNumber"]) == (8, 2)
     assert phasediff["SeriesNumber"] == 9 and phasediff["EchoTime2"] > phasediff["EchoTime1"]
     assert phasediff["IntendedFor"] == magnitude2["IntendedFor"] == [
-        "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-01_bold.nii.gz"]
+        "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.nii.gz"]
     # The ADC series is derived: left out, and named.
     assert ("no BIDS name for (not converted): scan 11 (DWI_dir80_PA_ADC) of siemens_xa30: "
             "a derived image") in result.stderr

@@ -16,7 +16,7 @@ SESSION = Session(id="E1", label="s1", subject_label="p1")
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("func-bold_task-rest_run-1", ("func", "bold", (("task", "rest"), ("run", "01")))),
+    ("func-bold_task-rest_run-1", ("func", "bold", (("task", "rest"), ("run", "1")))),
     ("anat-T1w_acq-tfl", ("anat", "T1w", (("acq", "tfl"),))),
     ("fmap-epi_dir-AP", ("fmap", "epi", (("dir", "AP"),))),
     ("dwi_dir-PA", ("dwi", "dwi", (("dir", "PA"),))),
@@ -96,8 +96,8 @@ def test_a_session_named_by_reproin_keeps_its_entities_and_repeats_become_runs()
               image("5", "fmap-epi_dir-AP", SE_EPI), image("6", "fmap-epi_dir-PA", SE_EPI),
               image("7", "func-bold_task-faces", SIEMENS_BOLD), image("8", "func-bold_task-faces", SIEMENS_BOLD)]
     assert names(images) == [
-        "anat/sub-p1_ses-s1_acq-tfl_T1w", "func/sub-p1_ses-s1_task-rest_run-01_bold",
-        "func/sub-p1_ses-s1_task-rest_run-02_bold", "fmap/sub-p1_ses-s1_dir-AP_epi",
+        "anat/sub-p1_ses-s1_acq-tfl_T1w", "func/sub-p1_ses-s1_task-rest_run-1_bold",
+        "func/sub-p1_ses-s1_task-rest_run-2_bold", "fmap/sub-p1_ses-s1_dir-AP_epi",
         "fmap/sub-p1_ses-s1_dir-PA_epi", "func/sub-p1_ses-s1_task-faces_run-1_bold",
         "func/sub-p1_ses-s1_task-faces_run-2_bold"]
 
@@ -112,8 +112,8 @@ def test_heudiconv_run_markers_count_runs_across_the_session():
     """_run+ is the session's next run, but a phase series right after its magnitudes keeps theirs."""
     images = [image("3", "fmap_run+", GRE_MAGNITUDE, "_e1"), image("4", "fmap_run+", GRE_PHASE, "_ph"),
               image("5", "func_task-b_run+", SIEMENS_BOLD), image("6", "func_task-c_run=", SIEMENS_BOLD)]
-    assert names(images) == ["fmap/sub-p1_ses-s1_run-01_magnitude1", "fmap/sub-p1_ses-s1_run-01_phasediff",
-                             "func/sub-p1_ses-s1_task-b_run-02_bold", "func/sub-p1_ses-s1_task-c_run-02_bold"]
+    assert names(images) == ["fmap/sub-p1_ses-s1_run-1_magnitude1", "fmap/sub-p1_ses-s1_run-1_phasediff",
+                             "func/sub-p1_ses-s1_task-b_run-2_bold", "func/sub-p1_ses-s1_task-c_run-2_bold"]
 
 
 def test_unnamed_series_are_identified_and_labelled_as_a_person_would():

@@ -23,13 +23,13 @@ SESSIONS = {"siemens_xa30": "siemens", "siemens_gre": "siemens", "siemens_epi": 
 
 # What the default rules make of the VENDOR sessions: each BIDS image (path without extension) and
 # the image dcm2niix makes of the same scan (session, scan ID, the suffix dcm2niix adds). The XA30
-# BOLD is named by ReproIn (func-bold_task-fa_run-1: heudiconv's run-01); the Siemens "EPI PE=.."
+# BOLD is named by ReproIn (func-bold_task-fa_run-1: its entities as written); the Siemens "EPI PE=.."
 # series and the Philips EPI_asc, which no name or map row names, are identified as BOLD by their
 # sidecars (EPI, more than one volume), the four directions of one session each getting dir-.
 # Left out, and only named in the note: the derived images (siemens_xa30's ADC series, the
 # Philips DTI's ADC).
 DEFAULT_TREE = {
-    "sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-01_bold": ("siemens_xa30", "7", ""),
+    "sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold": ("siemens_xa30", "7", ""),
     "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_magnitude1": ("siemens_xa30", "8", "_e1"),
     "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_magnitude2": ("siemens_xa30", "8", "_e2"),
     "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_phasediff": ("siemens_xa30", "9", "_e2_ph"),
@@ -198,7 +198,7 @@ def test_each_session_lists_its_images_with_acq_time_and_participants_have_age_a
         sidecar = json.loads((bids / f"{stem}.json").read_text())
         # the session's date from the DICOM, the time as the sidecar has it
         assert when == "n/a" or when.endswith(sidecar["AcquisitionTime"]) and len(when.split("T")[0]) == 10
-    siemens = json.loads((bids / "sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-01_bold.json")
+    siemens = json.loads((bids / "sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.json")
                          .read_text())
     assert rows and siemens["AcquisitionTime"]
     participants = [line.split("\t") for line in (bids / "participants.tsv").read_text().splitlines()]
@@ -218,7 +218,7 @@ def test_field_maps_are_intended_for_the_session_s_func_and_dwi_images(converted
             assert set(intended) == targets, sidecar_path.name
     # the sessions with a field map and something to correct, and what the field maps name
     assert json.loads((bids / "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_phasediff.json").read_text())[
-        "IntendedFor"] == ["bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-01_bold.nii.gz"]
+        "IntendedFor"] == ["bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.nii.gz"]
     assert sorted(json.loads((bids / "sub-philips/ses-1/fmap/sub-philips_ses-1_fieldmap.json").read_text())[
         "IntendedFor"]) == ["bids::sub-philips/ses-1/dwi/sub-philips_ses-1_dwi.nii.gz",
                             "bids::sub-philips/ses-1/func/sub-philips_ses-1_task-asc_bold.nii.gz"]

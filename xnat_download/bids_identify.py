@@ -23,6 +23,7 @@ WORDS = re.compile(r"[A-Za-z]+|\d+")
 FIELD_MAP_HINTS = {"fm", "fmap", "fieldmap", "field", "topup", "sefm", "pepolar", "blip", "revpe",
                    "distortion", "dist", "b0map", "spinecho"}
 SBREF_HINTS = {"sbref"}
+ASL_HINTS = {"asl", "pcasl", "pasl", "casl", "perfusion", "cbf", "relcbf", "m0"}
 LOCALIZER_HINTS = {"localizer", "localiser", "scout", "aahead", "survey", "tripilot", "3plane",
                    "calibration", "asset", "refscan"}
 
@@ -159,6 +160,9 @@ def identify(sidecar: dict, *names: str | None) -> tuple[str, str] | str:
     hints = hint_words(sidecar, *names)
     if hints & LOCALIZER_HINTS:
         return "a localizer"
+    if image_types(sidecar) & {"ASL", "PERFUSION"} or hints & ASL_HINTS:
+        return ("arterial spin labelling: BIDS's perf needs its labelling scheme (aslcontext.tsv), "
+                "which a sidecar does not tell; name it by a rule")
     if not sidecar:
         return "dcm2niix wrote no sidecar for it"
     for rule in RULES:

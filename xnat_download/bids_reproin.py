@@ -36,7 +36,7 @@ KNOWN_KEYS = ("ses", "task", "acq", "ce", "trc", "rec", "dir", "run", "mod", "ec
 class ReproinName:
     datatype: str
     suffix: str | None                   # None: the name gives none (a field map: per image)
-    entities: tuple[tuple[str, str], ...]   # (key, value) as the name gives them, run padded
+    entities: tuple[tuple[str, str], ...]   # (key, value) as the name gives them
     run_marker: str = ""                 # "+" (next run) or "=" (the same run), heudiconv's markers
 
     def entity(self, key: str) -> str | None:
@@ -75,8 +75,6 @@ def parse_reproin(text: str | None) -> ReproinName | None:
         value = UNSAFE_IN_VALUES.sub("", value)
         if not value:
             continue
-        if key == "run" and value.isdigit():
-            value = f"{int(value):02d}"   # heudiconv writes run-01
         entities.append((key, value))
     return ReproinName(datatype, suffix or DEFAULT_SUFFIXES.get(datatype),
                        tuple((k, v) for k, v in entities if k != "ses"), marker)

@@ -226,7 +226,7 @@ def number_reproin_runs(named: list[NamedImage]) -> None:
                 current += 1
             for item in members:
                 if item.name:
-                    item.name = item.name.with_entity("run", f"{max(current, 1):02d}")
+                    item.name = item.name.with_entity("run", str(max(current, 1)))
         previous_kind = kind
 
 
