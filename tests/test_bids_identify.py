@@ -136,3 +136,24 @@ def test_one_direction_in_the_session_gives_no_dir_and_a_3d_bold_is_left_out():
     found = names(images)
     assert found[:2] == ["func/sub-p1_ses-s1_task-rest_bold", "dwi/sub-p1_ses-s1_dwi"]
     assert found[2].startswith("one volume (3D) of a BOLD series")
+
+
+def test_arterial_spin_labelling_is_left_out_with_the_reason():
+    asl = {**SIEMENS_BOLD, "ImageType": ["ORIGINAL", "PRIMARY", "ASL", "NONE", "MAGNITUDE"], VOLUMES: 7}
+    assert names([image("25", "asl_2d_tra", asl)])[0].startswith("arterial spin labelling")
+
+
+def test_a_series_of_bold_phase_images_takes_part_phase_beside_its_magnitude_series():
+    phase = {**SIEMENS_BOLD, "ImageType": ["ORIGINAL", "PRIMARY", "P", "ND", "PHASE"]}
+    assert names([image("5", "bold_faces", SIEMENS_BOLD), image("6", "bold_faces_Pha", phase, "_ph")]) == [
+        "func/sub-p1_ses-s1_task-faces_bold", "func/sub-p1_ses-s1_task-faces_part-phase_bold"]
+
+
+@pytest.mark.parametrize("description, task", [
+    ("cmrr_mbep2d_bold_mb2_1p5mm_AP", "bold"),   # nothing but settings: the kind of run, not "task"
+    ("tfMRI_GAMBLING_AP", "gambling"),
+    ("fMRI_stop_signal_3x3x3", "stopsignal"),
+    ("Resting State fMRI", "rest"),
+])
+def test_a_task_label_is_made_from_the_description(description, task):
+    assert names([image("3", description, SIEMENS_BOLD)]) == [f"func/sub-p1_ses-s1_task-{task}_bold"]

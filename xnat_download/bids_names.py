@@ -95,7 +95,13 @@ ACQUISITION_WORDS = {"bold", "fmri", "tfmri", "func", "functional", "epi", "ep",
                      "se", "gre", "ge", "fe", "feepi", "wip", "clear", "sense", "asset", "hyperband", "hb",
                      "iso", "mm", "ms", "tr", "te", "acq", "dir", "x", "s", "p", "mux", "arc", "pe",
                      "multiband", "mbepi", "epd", "mbepd", "ax", "sag", "cor", "tra", "axial", "bld", "ipat", "grappa", "sl", "slices", "vol", "vols", "dyn",
-                     "fov", "nopf", "pf", "new", "old", "copy", "repeat", "bis", "ter", "echo", "me"}
+                     "fov", "nopf", "pf", "new", "old", "copy", "repeat", "bis", "ter", "echo", "me", "pha",
+                     "phase", "mag", "magnitude", "physiolog", "physio"}
+# Tokens of a description that are settings: 2mm, 1p5mm, 2x2x2, mb4, p2, e2, 64ch, 1000tr.
+ACQUISITION_TOKEN = re.compile(r"\d+(p\d+)?(mm|ms|s|ch|tr|te|sl|dir|dirs|vol|vols)?|(\d+x)+\d+(mm)?|"
+                               r"[A-Za-z]{1,2}\d+", re.I)
+SEQUENCE_WORDS = {"cmrr", "ep", "epi", "mbep", "epd", "wip", "ax", "sag", "cor", "tra", "mb", "sms", "fe", "ge",
+                  "se", "gre", "feepi", "mosaic"}
 # How a resting-state run is named, as a word of the description.
 REST_WORDS = {"rs", "rsfmri", "rsfcmri", "fcmri", "rfmri", "rsbold", "rsfc", "restingstate"}
 
@@ -122,12 +128,14 @@ def task_of(scan: Scan, sidecar: dict | None = None) -> str:
             return "rest"
     for text in texts:
         kept = [token.lower() for token in re.findall(r"[A-Za-z0-9]+", text)
-                if token.lower() not in ACQUISITION_WORDS
+                if token.lower() not in ACQUISITION_WORDS and not ACQUISITION_TOKEN.fullmatch(token)
                 and re.sub(r"\d+", "", token.lower()) not in ACQUISITION_WORDS | {""}]
         if kept:
             return "".join(kept)[:24]
-    first = re.findall(r"[A-Za-z]+", texts[0]) if texts else []
-    return first[0].lower()[:24] if first else "unknown"
+    # only acquisition words: the first that is not a sequence's or vendor's (ep2d_bold -> bold)
+    words = [word.lower() for word in re.findall(r"[A-Za-z]+", texts[0] if texts else "")]
+    plain = [word for word in words if word not in SEQUENCE_WORDS and len(word) > 2]
+    return (plain or words or ["unknown"])[0][:24]
 
 
 def direction_of(scan: Scan, sidecar: dict) -> str | None:

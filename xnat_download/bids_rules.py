@@ -144,7 +144,9 @@ def image_name(session: Session, image: Image, rule: tuple[str, str],
               if sibling_kind == kind}
     if len(echoes) > 1 and echo is not None and name.datatype in ECHO_DATATYPES:
         name = name.with_entity("echo", str(echo))
-    if len({k for k in kinds if k in PARTS}) > 1 and kind in PARTS:
+    if kind in PARTS and (len({k for k in kinds if k in PARTS}) > 1 or kind != "magnitude"):
+        # magnitude and phase of one series, or a series of phase (real, imaginary) images only,
+        # which must not take its magnitude series' name
         name = name.with_entity("part", PARTS[kind])
     acquisition = re.search(r"(?:^|_)acq-([A-Za-z0-9]+)", image.scan.series_description or image.scan.type or "")
     if acquisition:
