@@ -367,6 +367,17 @@ def test_a_session_where_nothing_is_named_exits_0_and_says_so(vendor_sandbox, tm
     assert not list((tmp_path / "bids").glob("sub-*"))
 
 
+def test_dry_run_previews_reproin_names_and_says_which_scans_only_their_images_can_name(vendor_sandbox, tmp_path):
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--bids", "bids", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert ("bids: scan 7 (func-bold_task-fa_run-1) -> "
+            "bids/sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.nii.gz") in result.stdout
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_epi", "--bids", "bids", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "bids: scan 3 (EPI PE=AP) -> named by what its images are, once converted" in result.stdout
+    assert not (tmp_path / "bids").exists()
+
+
 LAB_CONFIG = {   # as a lab writes one for dcm2bids 3: lists, numbers, any, an id for IntendedFor, runs
     "descriptions": [
         {"id": "id_bold", "datatype": "func", "suffix": "bold", "custom_entities": "task-fa",
