@@ -150,7 +150,7 @@ def test_a_series_of_bold_phase_images_takes_part_phase_beside_its_magnitude_ser
 
 
 @pytest.mark.parametrize("description, task", [
-    ("cmrr_mbep2d_bold_mb2_1p5mm_AP", "bold"),   # nothing but settings: the kind of run, not "task"
+    ("cmrr_mbep2d_bold_mb2_1p5mm_AP", "cmrrmbep2dboldmb21p5mm"),   # only settings: the description
     ("tfMRI_GAMBLING_AP", "gambling"),
     ("fMRI_stop_signal_3x3x3", "stopsignal"),
     ("Resting State fMRI", "rest"),

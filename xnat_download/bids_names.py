@@ -100,8 +100,6 @@ ACQUISITION_WORDS = {"bold", "fmri", "tfmri", "func", "functional", "epi", "ep",
 # Tokens of a description that are settings: 2mm, 1p5mm, 2x2x2, mb4, p2, e2, 64ch, 1000tr.
 ACQUISITION_TOKEN = re.compile(r"\d+(p\d+)?(mm|ms|s|ch|tr|te|sl|dir|dirs|vol|vols)?|(\d+x)+\d+(mm)?|"
                                r"[A-Za-z]{1,2}\d+", re.I)
-SEQUENCE_WORDS = {"cmrr", "ep", "epi", "mbep", "epd", "wip", "ax", "sag", "cor", "tra", "mb", "sms", "fe", "ge",
-                  "se", "gre", "feepi", "mosaic"}
 # How a resting-state run is named, as a word of the description.
 REST_WORDS = {"rs", "rsfmri", "rsfcmri", "fcmri", "rfmri", "rsbold", "rsfc", "restingstate"}
 
@@ -132,10 +130,11 @@ def task_of(scan: Scan, sidecar: dict | None = None) -> str:
                 and re.sub(r"\d+", "", token.lower()) not in ACQUISITION_WORDS | {""}]
         if kept:
             return "".join(kept)[:24]
-    # only acquisition words: the first that is not a sequence's or vendor's (ep2d_bold -> bold)
-    words = [word.lower() for word in re.findall(r"[A-Za-z]+", texts[0] if texts else "")]
-    plain = [word for word in words if word not in SEQUENCE_WORDS and len(word) > 2]
-    return (plain or words or ["unknown"])[0][:24]
+    # only acquisition words: then the description itself, without its direction and run, so
+    # that two protocols never take one label (cmrr_mbep2d_bold_mb4_AP -> cmrrmbep2dboldmb4)
+    tokens = [token for token in re.findall(r"[A-Za-z0-9]+", texts[0] if texts else "")
+              if not re.fullmatch(r"AP|PA|LR|RL|run\d*|\d+", token, re.I)]
+    return "".join(tokens).lower()[:32] or "unknown"
 
 
 def direction_of(scan: Scan, sidecar: dict) -> str | None:
