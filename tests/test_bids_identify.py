@@ -157,3 +157,16 @@ def test_a_series_of_bold_phase_images_takes_part_phase_beside_its_magnitude_ser
 ])
 def test_a_task_label_is_made_from_the_description(description, task):
     assert names([image("3", description, SIEMENS_BOLD)]) == [f"func/sub-p1_ses-s1_task-{task}_bold"]
+
+
+def test_a_field_map_named_only_as_one_is_told_gre_or_spin_echo_by_its_images():
+    gre = {**GRE_MAGNITUDE, "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}
+    assert names([image("5", "fmap_AP", SE_EPI), image("6", "fmap_gre", gre, "_e1")]) == [
+        "fmap/sub-p1_ses-s1_dir-AP_epi", "fmap/sub-p1_ses-s1_magnitude1"]
+
+
+def test_dicom_ages_and_acquisition_times_as_bids_writes_them():
+    from xnat_download.bids_dicom import acq_time, age_in_years
+    assert [age_in_years(text) for text in ("045Y", "018M", "000Y", "", "4Y")] == [45, 1.5, None, None, 4]
+    assert acq_time("2024-01-15", "10:15:00.500000") == "2024-01-15T10:15:00.500000"
+    assert acq_time(None, "10:15:00") == acq_time("2024-01-15", None) == "n/a"

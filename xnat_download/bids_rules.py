@@ -76,7 +76,9 @@ def scan_rule(images: list[Image], bids_map: list) -> list[tuple[str, str] | str
         if reproin.suffix == "scout":
             return ["a localizer (ReproIn anat-scout)"] * len(images)
         suffix = reproin.suffix
-        if reproin.datatype == "fmap" and (suffix is None or suffix in FIELD_MAP_PARTS):
+        if reproin.datatype == "fmap" and suffix is None:
+            suffix = field_map_kind(images, "fieldmap")[1]
+        if reproin.datatype == "fmap" and suffix in FIELD_MAP_PARTS:
             suffix = "fieldmap"   # its images decide: magnitude1/2, phasediff, fieldmap
         if suffix in ("bold", "dwi") and is_sbref(images[0]):
             suffix = "sbref"      # the single-band reference a multiband run comes with
@@ -87,6 +89,14 @@ def scan_rule(images: list[Image], bids_map: list) -> list[tuple[str, str] | str
                 else f"a ReproIn name ({reproin.datatype}) without a suffix, and its images are no "
                      f"{reproin.datatype} image these rules know" for rule in identified(images, bids_map)]
     return identified(images, bids_map)
+
+
+def field_map_kind(images: list[Image], named: str) -> tuple[str, str]:
+    """A name says field map, not which kind: spin-echo EPI ("epi") or GRE / direct
+    ("fieldmap"), as the images tell; else the kind the name gave."""
+    kinds = {rule for rule in (identify(image.sidecar) for image in images)
+             if rule in (("fmap", "epi"), ("fmap", "fieldmap"))}
+    return kinds.pop() if len(kinds) == 1 else ("fmap", named)
 
 
 def is_sbref(image: Image) -> bool:
@@ -100,6 +110,8 @@ def identified(images: list[Image], bids_map: list) -> list[tuple[str, str] | st
     row = map_row(scan, bids_map)
     if row is False:
         return ["skipped by the default map"] * len(images)
+    if row is not True and row[0] == "fmap":
+        return [field_map_kind(images, row[1])] * len(images)
     if row is not True:
         return [row] * len(images)
     found = [identify(image.sidecar, scan.type, scan.series_description) for image in images]
