@@ -215,7 +215,7 @@ def test_a_series_of_valid_dicom_that_holds_no_image_is_left_out_with_a_note_not
     replace_dicom(sandbox, "2", raw_data)
     result = bids_run(sandbox, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "scan 2 (T2) of sub-2_ses-1: valid DICOM that holds no image (raw data (Raw Data Storage))" \
+    assert "scan 2 (T2) of sub-2_ses-1: valid DICOM that holds no image (Raw Data Storage)" \
         in result.stderr
     assert "0 failed -> bids" in result.stderr
     names = set(dataset_files(tmp_path / "bids"))

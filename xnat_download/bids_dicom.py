@@ -13,9 +13,9 @@ from xnat_download.bids_identify import MAX_B, VOLUMES
 
 # SOP classes that hold no image dcm2niix converts (DICOM PS3.4, annex B).
 NO_IMAGE_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.66": "raw data (Raw Data Storage)",
-    "1.2.840.10008.5.1.4.1.1.4.2": "spectroscopy (MR Spectroscopy Storage)",
-    "1.2.840.10008.5.1.4.1.1.104.1": "a PDF document",
+    "1.2.840.10008.5.1.4.1.1.66": "Raw Data Storage",
+    "1.2.840.10008.5.1.4.1.1.4.2": "MR Spectroscopy Storage",
+    "1.2.840.10008.5.1.4.1.1.104.1": "an encapsulated PDF",
     "1.2.840.10008.5.1.4.1.1.11.1": "a presentation state",
     "1.2.840.10008.5.1.4.1.1.481.3": "a structure set",
 }
@@ -62,7 +62,7 @@ def why_no_image(folder: Path) -> str:
         elif any(tag in header for tag in PIXEL_TAGS):
             return ""
         else:
-            kinds.add("DICOM without pixel data")
+            kinds.add("no pixel data")
     return f"valid DICOM that holds no image ({', '.join(sorted(kinds))})"
 
 
