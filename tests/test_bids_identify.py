@@ -47,7 +47,7 @@ GE_DWI = {"ImageType": ["ORIGINAL", "PRIMARY", "OTHER", "MAGNITUDE"], "ScanningS
           "SequenceName": "epi2", "EchoTime": 0.1236, "RepetitionTime": 1, VOLUMES: 7, MAX_B: 1000}
 SE_EPI = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], "ScanningSequence": "EP",
           "SequenceVariant": "SK", "SequenceName": "epse2d1_86", "EchoTime": 0.066, "RepetitionTime": 8,
-          "PhaseEncodingDirection": "j", VOLUMES: 3}
+          "PhaseEncodingDirection": "j", "TotalReadoutTime": 0.05, VOLUMES: 3}
 GE_B0 = {"ImageType": ["ORIGINAL", "PRIMARY", "OTHER", "FIELDMAPHZ"], "ScanningSequence": "RM",
          "SequenceName": "B0rf", "Units": "Hz", VOLUMES: 1}
 MPRAGE = {"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"], "ScanningSequence": "GR\\IR",
@@ -170,3 +170,11 @@ def test_dicom_ages_and_acquisition_times_as_bids_writes_them():
     assert [age_in_years(text) for text in ("045Y", "018M", "000Y", "", "4Y")] == [45, 1.5, None, None, 4]
     assert acq_time("2024-01-15", "10:15:00.500000") == "2024-01-15T10:15:00.500000"
     assert acq_time(None, "10:15:00") == acq_time("2024-01-15", None) == "n/a"
+
+
+def test_what_bids_requires_of_spin_echo_field_maps_and_dwi_leaves_out_an_image_without_it():
+    no_readout = {key: value for key, value in SE_EPI.items() if key != "TotalReadoutTime"}
+    no_bvalues = {key: value for key, value in GE_DWI.items() if key != MAX_B}
+    assert names([image("5", "se_epi_AP", no_readout), image("6", "dwi_b0", no_bvalues)]) == [
+        "a spin-echo field map without TotalReadoutTime in its sidecar, which BIDS requires of one",
+        "a diffusion image without b-values (dcm2niix wrote no .bval), which BIDS requires"]

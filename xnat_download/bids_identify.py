@@ -148,9 +148,11 @@ RULES = (
     Rule("anat", "T2w", ("EchoTime", "RepetitionTime", "InversionTime", "ScanningSequence"), _t2w),
 )
 # Fields every naming step reads besides the rules': the image's kind, its echo, its direction,
-# the task a sidecar may carry, the ReproIn name, the description hints, and the scans.tsv time.
+# the task a sidecar may carry, the ReproIn name, the description hints, what BIDS requires of a
+# spin-echo field map, the volumes and b-values, and the scans.tsv time.
 COMMON_FIELDS = ("ImageType", "EchoNumber", "Units", "PhaseEncodingDirection", "EchoTime1", "TaskName",
-                 "SeriesDescription", "ProtocolName", "AcquisitionTime", VOLUMES, "_acq_time")
+                 "SeriesDescription", "ProtocolName", "AcquisitionTime", "TotalReadoutTime", VOLUMES,
+                 "_acq_time")
 NAMING_FIELDS = tuple(sorted({*COMMON_FIELDS, *(field for rule in RULES for field in rule.reads)}))
 
 

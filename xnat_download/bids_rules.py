@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from xnat_download.bids_identify import VOLUMES, identify
+from xnat_download.bids_identify import MAX_B, VOLUMES, identify
 from xnat_download.bids_config import BidsConfig
 from xnat_download.bids_names import (BidsName, Image, NamedImage, add_task_name, direction_of, image_kind,
                                       name_by_config, session_label, subject_label, task_of)
@@ -28,6 +28,17 @@ ECHO_DATATYPES = ("anat", "func")
 DIFFUSION_PATTERNS = ("*dwi*", "*dti*", "*diff*")
 # The field map suffixes that are parts of one GRE (or direct) field map, each image deciding its own.
 FIELD_MAP_PARTS = ("fieldmap", "magnitude", "magnitude1", "magnitude2", "phasediff", "phase1", "phase2")
+# The entities BIDS allows in each datatype (for field maps: spin-echo EPI, and GRE/direct ones).
+ALLOWED_ENTITIES = {
+    "anat": {"acq", "ce", "rec", "run", "echo", "flip", "inv", "mt", "part", "chunk"},
+    "func": {"task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk"},
+    "dwi": {"acq", "rec", "dir", "run", "part", "chunk"},
+    "perf": {"acq", "rec", "dir", "run", "chunk"},
+    "epi": {"acq", "ce", "dir", "run", "chunk"},
+    "fmap": {"acq", "ce", "run", "chunk"},
+}
+# Sidecar fields BIDS requires of a spin-echo EPI field map (the validator's error otherwise).
+EPI_REQUIRED = ("PhaseEncodingDirection", "TotalReadoutTime")
 # Where more than one phase-encoding direction in a session calls for dir- on each image.
 DIRECTED = {("dwi", "dwi"), ("dwi", "sbref"), ("func", "bold"), ("func", "sbref")}
 
@@ -144,10 +155,16 @@ def image_name(session: Session, image: Image, rule: tuple[str, str],
         if kind != "magnitude" or direction is None:
             return None, ("no phase-encoding direction" if kind == "magnitude"
                           else f"a {kind} image of a spin-echo field map")
+        missing = [key for key in EPI_REQUIRED if key not in image.sidecar]
+        if missing and VOLUMES in image.sidecar:   # (a converted image's sidecar, not a preview)
+            return None, (f"a spin-echo field map without {' and '.join(missing)} in its sidecar, "
+                          f"which BIDS requires of one")
         return name.with_entity("dir", direction), ""
     if suffix == "bold" and image.sidecar.get(VOLUMES) == 1:
         return None, ("one volume (3D) of a BOLD series: BIDS takes a BOLD run as one 4D image, "
                       "so a run exported one series per volume is left out")
+    if (datatype, suffix) == ("dwi", "dwi") and VOLUMES in image.sidecar and MAX_B not in image.sidecar:
+        return None, "a diffusion image without b-values (dcm2niix wrote no .bval), which BIDS requires"
     if suffix == "sbref" and scan_matches(image.scan, DIFFUSION_PATTERNS):
         name = replace(name, datatype="dwi")   # a DWI's single-band reference
     elif datatype == "func":
@@ -167,11 +184,11 @@ def image_name(session: Session, image: Image, rule: tuple[str, str],
 
 
 def with_reproin_entities(name: BidsName, reproin: ReproinName) -> BidsName:
-    """The name with every entity its ReproIn name gives (echo only where BIDS has one)."""
+    """The name with every entity its ReproIn name gives that BIDS allows in its datatype."""
+    allowed = ALLOWED_ENTITIES.get("epi" if name.suffix == "epi" else name.datatype, set())
     for key, value in reproin.entities:
-        if key == "echo" and name.datatype not in ECHO_DATATYPES:
-            continue
-        name = name.with_entity(key, value)
+        if key in allowed:
+            name = name.with_entity(key, value)
     return name
 
 
