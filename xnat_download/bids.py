@@ -21,11 +21,12 @@ from pathlib import Path
 
 from xnat_download.bids_config import BidsConfig
 from xnat_download.bids_dataset import BidsDataset
-from xnat_download.bids_dicom import ACQ_TIME, add_image_facts, session_facts, why_no_image
+from xnat_download.bids_dicom import add_image_facts, session_facts, why_no_image
 from xnat_download.bids_identify import NAMING_FIELDS as IDENTIFYING_FIELDS
 from xnat_download.bids_match import ORDER_KEYS
 from xnat_download.bids_names import Image, NamedImage, session_label, subject_label
 from xnat_download.bids_rules import is_skipped, name_images
+from xnat_download.bids_tables import participant_facts, scans_table
 from xnat_download.catalog import Scan, Session, natural_key
 from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError
@@ -224,7 +225,7 @@ class BidsWriter:
                 named = name_images(session, [image for c in ready for image in c.images], self.options.rules)
                 if self._place_session(session, ready, named):
                     self.dataset.add_session(*labels)
-                    self.dataset.add_participant_facts(f"sub-{labels[0]}", participant_facts(ready))
+                    self.dataset.add_participant_facts(f"sub-{labels[0]}", participant_facts(c.facts for c in ready))
                     if self.options.config is None:   # dcm2bids writes none: parity
                         self._write_scans_table(session, labels[0], labels[1])
         except OSError as error:
@@ -334,20 +335,13 @@ class BidsWriter:
                              f"scan {scan.id} ({scan.type}) of {session.label}{why}"))
 
     def _write_scans_table(self, session: Session, subject: str, ses: str) -> None:
-        """sub-<S>_ses-<E>_scans.tsv: every image of the session in the record, with its acq_time
-        (kept in the record, so that a rerun or another shard writes the same rows)."""
         folder = f"sub-{subject}/ses-{ses}"
-        rows = sorted((name[len(folder) + 1:], str(image.get("sidecar", {}).get(ACQ_TIME, "n/a")))
-                      for entry in self.record["scans"].values()
-                      if entry.get("session") == session.label and entry.get("project") == self.project
-                      for image in entry.get("images", []) for name in image.get("files", [])
-                      if name.endswith(".nii.gz") and name.startswith(folder + "/"))
         table = self.folder / folder / f"sub-{subject}_ses-{ses}_scans.tsv"
-        text = "".join(f"{name}\t{when}\n" for name, when in [("filename", "acq_time"), *rows])
+        text = scans_table(self.record["scans"].values(), self.project, session.label, folder)
         with contextlib.suppress(OSError):
             if table.read_text(encoding="utf-8") == text:
                 return   # a rerun with nothing new touches nothing
-        if rows:
+        if text:
             self.dataset.write_whole(table, text)
 
     @property
@@ -435,16 +429,6 @@ def make_work_folder(work_root: Path, prefix: str) -> Path:
         with contextlib.suppress(FileNotFoundError):
             return Path(tempfile.mkdtemp(prefix=prefix, dir=work_root))
     raise FileNotFoundError(errno.ENOENT, "the work folder keeps disappearing", str(work_root))
-
-
-def participant_facts(conversions: list[Conversion]) -> dict:
-    """The participant's age and sex, as the DICOM of the session's scans give them."""
-    found: dict = {}
-    for conversion in conversions:
-        for key in ("age", "sex"):
-            if key in conversion.facts:
-                found.setdefault(key, conversion.facts[key])
-    return found
 
 
 def recorded_files(entry: dict) -> list[str]:

@@ -51,13 +51,6 @@ def name_images(session: Session, images: list[Image], rules: list | BidsConfig)
     return name_by_rules(session, images, rules)
 
 
-def map_by_type(scan: Scan, bids_map: list) -> tuple[str, str] | None:
-    """(datatype, suffix) of the first row whose patterns match; None when none does or the row
-    skips the scan."""
-    row = map_row(scan, bids_map)
-    return row if row else None
-
-
 def map_row(scan: Scan, bids_map: list) -> tuple[str, str] | bool:
     """The first matching row's (datatype, suffix); False when it skips the scan (datatype
     None); True when no row matches (identification decides)."""
