@@ -24,8 +24,8 @@ FIELD_MAP_HINTS = {"fm", "fmap", "fieldmap", "field", "topup", "sefm", "pepolar"
                    "distortion", "dist", "b0map", "spinecho"}
 SBREF_HINTS = {"sbref"}
 ASL_HINTS = {"asl", "pcasl", "pasl", "casl", "perfusion", "cbf", "relcbf", "m0"}
-LOCALIZER_HINTS = {"localizer", "localiser", "scout", "aahead", "survey", "tripilot", "3plane",
-                   "calibration", "asset", "refscan"}
+LOCALIZER_HINTS = {"localizer", "localiser", "locator", "scout", "aahead", "aascout", "autoalign", "survey",
+                   "tripilot", "3plane", "calibration", "asset", "refscan"}
 
 
 def words(text: str | None) -> set[str]:
