@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nibabel
 import numpy
+import pydicom
 import pytest
 
 from cli import run_script
@@ -186,6 +187,12 @@ def test_the_real_series_carry_what_bids_apps_need(converted):
             assert sidecar["TaskName"] == stem.split("task-")[1].split("_")[0]
 
 
+def first_dicom(root: Path, session: str, scan_id: str):
+    folder = scan_folder(root, session, scan_id)
+    return pydicom.dcmread(next(path for path in sorted(folder.rglob("*")) if path.is_file()
+                                and not path.name.startswith(".")), stop_before_pixels=True)
+
+
 def test_each_session_lists_its_images_with_acq_time_and_participants_have_age_and_sex(converted):
     _, root = converted
     bids = root / "bids"
@@ -194,15 +201,23 @@ def test_each_session_lists_its_images_with_acq_time_and_participants_have_age_a
         table = (bids / folder / f"{folder.replace('/', '_')}_scans.tsv").read_text().splitlines()
         assert table[0] == "filename\tacq_time"
         rows = dict(line.split("\t") for line in table[1:])
-        when = rows[stem.split("/", 2)[2] + ".nii.gz"]
         sidecar = json.loads((bids / f"{stem}.json").read_text())
-        # the session's date from the DICOM, the time as the sidecar has it
-        assert when == "n/a" or when.endswith(sidecar["AcquisitionTime"]) and len(when.split("T")[0]) == 10
-    siemens = json.loads((bids / "sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.json")
-                         .read_text())
-    assert rows and siemens["AcquisitionTime"]
+        dicom = first_dicom(root, session, scan_id)
+        date = next(str(dicom.get(key)) for key in ("AcquisitionDate", "SeriesDate", "StudyDate") if dicom.get(key))
+        # the DICOM's date, the sidecar's time (n/a where dcm2niix found none)
+        expected = f"{date[:4]}-{date[4:6]}-{date[6:]}T{sidecar['AcquisitionTime']}" \
+            if "AcquisitionTime" in sidecar else "n/a"
+        assert rows[stem.split("/", 2)[2] + ".nii.gz"] == expected, stem
     participants = [line.split("\t") for line in (bids / "participants.tsv").read_text().splitlines()]
     assert participants[0] == ["participant_id", "age", "sex"]
+    for label, age, sex in participants[1:]:
+        # a subject of several sessions: as one of its sessions' DICOM says
+        dicoms = [first_dicom(root, session, scan_id) for stem, (session, scan_id, _) in DEFAULT_TREE.items()
+                  if stem.startswith(label + "/")]
+        assert sex in {dicom.get("PatientSex") or "n/a" for dicom in dicoms}, label
+        assert age in {str(int(dicom.PatientAge[:3])) if str(dicom.get("PatientAge", "")).strip("0Y") else "n/a"
+                       for dicom in dicoms}, label
+    assert any(row[1:] != ["n/a", "n/a"] for row in participants[1:])   # the vendor data hold some
     assert {"age", "sex"} <= set(json.loads((bids / "participants.json").read_text()))
 
 
