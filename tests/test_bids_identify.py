@@ -178,3 +178,12 @@ def test_what_bids_requires_of_spin_echo_field_maps_and_dwi_leaves_out_an_image_
     assert names([image("5", "se_epi_AP", no_readout), image("6", "dwi_b0", no_bvalues)]) == [
         "a spin-echo field map without TotalReadoutTime in its sidecar, which BIDS requires of one",
         "a diffusion image without b-values (dcm2niix wrote no .bval), which BIDS requires"]
+
+
+def test_a_multiband_run_and_its_sbref_share_their_task_and_directions():
+    pa = {**SIEMENS_BOLD, "PhaseEncodingDirection": "j"}
+    images = [image("3", "cmrr_mbep2d_bold_AP_SBRef", {**SIEMENS_BOLD, VOLUMES: 1}),
+              image("4", "cmrr_mbep2d_bold_AP", SIEMENS_BOLD),
+              image("5", "cmrr_mbep2d_bold_PA_SBRef", {**pa, VOLUMES: 1}), image("6", "cmrr_mbep2d_bold_PA", pa)]
+    assert names(images) == [f"func/sub-p1_ses-s1_task-cmrrmbep2dbold_dir-{d}_{s}"
+                             for d in ("AP", "PA") for s in ("sbref", "bold")]

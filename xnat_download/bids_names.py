@@ -131,9 +131,10 @@ def task_of(scan: Scan, sidecar: dict | None = None) -> str:
         if kept:
             return "".join(kept)[:24]
     # only acquisition words: then the description itself, without its direction and run, so
-    # that two protocols never take one label (cmrr_mbep2d_bold_mb4_AP -> cmrrmbep2dboldmb4)
+    # that two protocols never take one label (cmrr_mbep2d_bold_mb4_AP -> cmrrmbep2dboldmb4), and a
+    # run's SBRef and phase series take its label
     tokens = [token for token in re.findall(r"[A-Za-z0-9]+", texts[0] if texts else "")
-              if not re.fullmatch(r"AP|PA|LR|RL|run\d*|\d+", token, re.I)]
+              if not re.fullmatch(r"AP|PA|LR|RL|run\d*|\d+|sbref|pha|phase|mag", token, re.I)]
     return "".join(tokens).lower()[:32] or "unknown"
 
 
