@@ -187,3 +187,37 @@ def test_a_multiband_run_and_its_sbref_share_their_task_and_directions():
               image("5", "cmrr_mbep2d_bold_PA_SBRef", {**pa, VOLUMES: 1}), image("6", "cmrr_mbep2d_bold_PA", pa)]
     assert names(images) == [f"func/sub-p1_ses-s1_task-cmrrmbep2dbold_dir-{d}_{s}"
                              for d in ("AP", "PA") for s in ("sbref", "bold")]
+
+
+def dicom_file(path, sop_class: str, pixels: bool) -> None:
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop_class, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = pydicom.Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID, dataset.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    dataset.PatientAge, dataset.PatientSex, dataset.StudyDate = "031Y", "F", "20240115"
+    if pixels:
+        dataset.Rows = dataset.Columns = 2
+        dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+        dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+        dataset.PixelData = bytes(8)
+    dataset.save_as(str(path), enforce_file_format=True)
+
+
+def test_a_series_of_valid_dicom_without_images_is_told_from_a_broken_one(tmp_path):
+    from xnat_download.bids_dicom import session_facts, why_no_image
+    raw, image_series, broken = (tmp_path / name for name in ("raw", "image", "broken"))
+    for folder in (raw, image_series, broken):
+        folder.mkdir()
+    dicom_file(raw / "1.dcm", "1.2.840.10008.5.1.4.1.1.66", pixels=False)
+    dicom_file(raw / "2.dcm", "1.3.12.2.1107.5.9.1", pixels=False)   # a vendor's private non-image class
+    dicom_file(image_series / "1.dcm", "1.2.840.10008.5.1.4.1.1.4", pixels=True)
+    dicom_file(broken / "1.dcm", "1.2.840.10008.5.1.4.1.1.66", pixels=False)
+    (broken / "2.dcm").write_bytes(b"not DICOM at all")
+    assert why_no_image(raw) == "valid DICOM that holds no image (Raw Data Storage, no pixel data)"
+    assert why_no_image(image_series) == why_no_image(broken) == ""   # then dcm2niix's failure stands
+    assert session_facts(raw) == {"date": "2024-01-15", "age": 31, "sex": "F"}
