@@ -221,3 +221,12 @@ def test_a_series_of_valid_dicom_without_images_is_told_from_a_broken_one(tmp_pa
     assert why_no_image(raw) == "valid DICOM that holds no image (Raw Data Storage, no pixel data)"
     assert why_no_image(image_series) == why_no_image(broken) == ""   # then dcm2niix's failure stands
     assert session_facts(raw) == {"date": "2024-01-15", "age": 31, "sex": "F"}
+
+
+@pytest.mark.parametrize("sidecar", [SIEMENS_BOLD, PHILIPS_BOLD, GE_DWI, SE_EPI, GE_B0, MPRAGE, T2_TSE, FLAIR])
+def test_the_fields_the_record_keeps_identify_an_image_as_its_whole_sidecar_does(sidecar):
+    """A rerun names recorded images from the fields kept (NAMING_FIELDS), unconverted."""
+    whole = {**sidecar, "SeriesDescription": "series 7", "Manufacturer": "X", "SliceTiming": [0, 1]}
+    kept = {key: value for key, value in whole.items() if key in NAMING_FIELDS}
+    assert identify(kept) == identify(whole)
+    assert names([image("7", "series 7", kept)]) == names([image("7", "series 7", whole)])
