@@ -31,21 +31,25 @@ TIMEOUT = 60         # seconds without a byte from the server before an attempt 
 RETRY_WAIT = 1.0     # seconds before the first retry; doubles each time (XNAT_RETRY_WAIT overrides)
 BIDS_DIR = "bids"    # where --bids writes the BIDS dataset
 
-# How --bids names what dcm2niix makes of a scan. Rows (patterns, datatype, suffix): the first row
-# whose patterns match the scan's type or series description wins (case-insensitive, wildcards as
-# in --scan-types); datatype None skips the scan. Each image dcm2niix makes of the scan is then
-# named on its own sidecar:
+# How --bids names what dcm2niix makes of a scan (docs/bids-naming.md). A ReproIn name
+# (func-bold_task-rest, anat-T1w_acq-tfl, ...) comes first; then these rows (patterns, datatype,
+# suffix): the first row whose patterns match the scan's type or series description wins
+# (case-insensitive, wildcards as in --scan-types); datatype None skips the scan. A series no row
+# names is identified by what its images are (sidecar and NIfTI header). Each image dcm2niix
+# makes of the scan is then named on its own sidecar:
 #   - a derived image (ImageType DERIVED, ADC, TRACE, FA) is left out, and named in the note;
-#   - func: the task from task-<x> in the type or description, else func_<x>, else "rest" if the
-#     word rest appears, else "task"; multi-echo series get echo-<N>; in any series that holds
-#     magnitude and phase (or real/imaginary) images, each gets part-mag, part-phase, ...;
+#   - func: the task from task-<x> in the type or description, else func_<x>, else "rest" for
+#     rest/resting/rs/fcMRI..., else made from the description's words; multi-echo series get
+#     echo-<N>; in any series that holds magnitude and phase (or real/imaginary) images, each
+#     gets part-mag, part-phase, ...;
 #   - ("fmap", "fieldmap"): a field map of any vendor: the phase image -> phasediff (phase1,
 #     phase2 when each echo has its own), an image in Hz -> fieldmap and its magnitude ->
 #     magnitude, else magnitude images -> magnitude1 / magnitude2 by EchoNumber;
 #   - ("fmap", "epi"): a spin-echo EPI field map, dir-<AP|PA|LR|RL> from a word of the type or
 #     description, else from PhaseEncodingDirection.
-# Field maps' sidecars get IntendedFor: the session's func and dwi images. --bids-config takes a
-# dcm2bids configuration file instead.
+# dir- goes on DWI and BOLD images when the session holds more than one direction; repeats of one
+# name become run-1, run-2, ... Field maps' sidecars get IntendedFor: the session's func and dwi
+# images. --bids-config takes a dcm2bids configuration file instead.
 BIDS_MAP = [
     (["*localizer*", "*localiser*", "*scout*", "*aahead*"], None, None),
     (["*sbref*"], "func", "sbref"),

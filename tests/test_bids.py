@@ -83,8 +83,13 @@ def test_a_session_becomes_a_valid_bids_dataset(converted_session):
     files = dataset_files(bids)
     expected = {f"{stem}{ext}" for stem in DEMO_TREE for ext in (".nii.gz", ".json")}
     expected |= {"sub-2/ses-1/dwi/sub-2_ses-1_dwi.bval", "sub-2/ses-1/dwi/sub-2_ses-1_dwi.bvec",
-                 "dataset_description.json", "participants.tsv", "participants.json", "README"}
+                 "dataset_description.json", "participants.tsv", "participants.json", "README",
+                 "sub-2/ses-1/sub-2_ses-1_scans.tsv"}
     assert set(files) == expected
+    scans = (bids / "sub-2/ses-1/sub-2_ses-1_scans.tsv").read_text().splitlines()
+    assert scans[0] == "filename\tacq_time"
+    assert sorted(line.split("\t")[0] for line in scans[1:]) == sorted(
+        f"{stem.split('/', 2)[2]}.nii.gz" for stem in DEMO_TREE)
     for stem, shape in DEMO_TREE.items():
         assert nifti_shape(bids / f"{stem}.nii.gz") == shape
     for run in (1, 2):
@@ -194,6 +199,29 @@ def test_a_scan_of_broken_dicom_fails_alone_and_its_download_is_kept(sandbox, tm
     assert not any("T2w" in name for name in names)
 
 
+def raw_data(data: bytes) -> bytes:
+    """The same file as a scanner's raw data series exports it (the XA tensor series, say):
+    valid DICOM of SOP class Raw Data Storage, with no pixel data."""
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    del dataset.PixelData
+    dataset.SOPClassUID = dataset.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66"
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_series_of_valid_dicom_that_holds_no_image_is_left_out_with_a_note_not_failed(sandbox, tmp_path):
+    replace_dicom(sandbox, "2", raw_data)
+    result = bids_run(sandbox, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "scan 2 (T2) of sub-2_ses-1: valid DICOM that holds no image (Raw Data Storage)" \
+        in result.stderr
+    assert "0 failed -> bids" in result.stderr
+    names = set(dataset_files(tmp_path / "bids"))
+    assert "sub-2/ses-1/anat/sub-2_ses-1_T1w.nii.gz" in names
+    assert not any("T2w" in name for name in names)
+
+
 DCM2BIDS_CONFIG = {
     "descriptions": [
         {"datatype": "anat", "suffix": "T1w", "criteria": {"SeriesDescription": "t1_*"}},
@@ -257,7 +285,7 @@ def test_the_single_scan_script_converts_its_scan_into_the_default_folder(sandbo
         "dataset_description.json", "participants.tsv", "participants.json", "README",
         "sub-2/ses-1/dwi/sub-2_ses-1_dwi.nii.gz",
         "sub-2/ses-1/dwi/sub-2_ses-1_dwi.json", "sub-2/ses-1/dwi/sub-2_ses-1_dwi.bval",
-        "sub-2/ses-1/dwi/sub-2_ses-1_dwi.bvec"}
+        "sub-2/ses-1/dwi/sub-2_ses-1_dwi.bvec", "sub-2/ses-1/sub-2_ses-1_scans.tsv"}
 
 
 @pytest.mark.parametrize("dcm2niix", ["missing", "broken"])
@@ -316,15 +344,15 @@ def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intend
     assert phasediff_image.stat().st_mtime_ns == before
     assert set(dataset_files(bids / session)) == {
         f"{folder}/sub-siemens_ses-xa30_{suffix}{ext}" for folder, suffix in (
-            ("func", "task-fa_bold"), ("fmap", "magnitude1"), ("fmap", "magnitude2"), ("fmap", "phasediff"))
-        for ext in (".nii.gz", ".json")}
+            ("func", "task-fa_run-1_bold"), ("fmap", "magnitude1"), ("fmap", "magnitude2"), ("fmap", "phasediff"))
+        for ext in (".nii.gz", ".json")} | {"sub-siemens_ses-xa30_scans.tsv"}
     # Scan 8 holds both echoes' magnitudes, scan 9 the phase difference.
     magnitude2 = json.loads((bids / session / "fmap/sub-siemens_ses-xa30_magnitude2.json").read_text())
     phasediff = json.loads((bids / session / "fmap/sub-siemens_ses-xa30_phasediff.json").read_text())
     assert (magnitude2["SeriesNumber"], magnitude2["EchoNumber"]) == (8, 2)
     assert phasediff["SeriesNumber"] == 9 and phasediff["EchoTime2"] > phasediff["EchoTime1"]
     assert phasediff["IntendedFor"] == magnitude2["IntendedFor"] == [
-        "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_bold.nii.gz"]
+        "bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.nii.gz"]
     # The ADC series is derived: left out, and named.
     assert ("no BIDS name for (not converted): scan 11 (DWI_dir80_PA_ADC) of siemens_xa30: "
             "a derived image") in result.stderr
@@ -332,13 +360,23 @@ def test_a_real_siemens_session_gets_its_field_map_images_each_named_with_intend
     assert "INTENDED_FOR" not in warnings
 
 
-def test_a_session_where_nothing_maps_exits_0_and_says_so(vendor_sandbox, tmp_path):
-    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_epi", "--bids", "bids")
+def test_a_session_where_nothing_is_named_exits_0_and_says_so(vendor_sandbox, tmp_path):
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--scans", "11", "--bids", "bids")
     assert result.returncode == 0, result.stderr
-    assert ("no BIDS name for (not converted): scan 3 (EPI PE=AP) of siemens_epi; scan 4 (EPI PE=PA) "
-            "of siemens_epi; scan 5 (EPI PE=RL) of siemens_epi; scan 6 (EPI PE=LR) of siemens_epi"
+    assert ("no BIDS name for (not converted): scan 11 (DWI_dir80_PA_ADC) of siemens_xa30: a derived image"
             ) in result.stderr
-    assert "BIDS: 0 scan(s) converted, 0 already converted, 0 failed -> bids" in result.stderr
+    assert "0 failed -> bids" in result.stderr
+    assert not list((tmp_path / "bids").glob("sub-*"))
+
+
+def test_dry_run_previews_reproin_names_and_says_which_scans_only_their_images_can_name(vendor_sandbox, tmp_path):
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_xa30", "--bids", "bids", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert ("bids: scan 7 (func-bold_task-fa_run-1) -> "
+            "bids/sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.nii.gz") in result.stdout
+    result = vendor_run(vendor_sandbox, tmp_path, "--session", "siemens_epi", "--bids", "bids", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "bids: scan 3 (EPI PE=AP) -> named by what its images are, once converted" in result.stdout
     assert not (tmp_path / "bids").exists()
 
 

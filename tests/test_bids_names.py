@@ -5,7 +5,8 @@ import pytest
 
 import common
 from xnat_download.bids_config import BidsConfig, Description
-from xnat_download.bids_names import Image, name_images, session_label, subject_label, task_of
+from xnat_download.bids_names import Image, session_label, subject_label, task_of
+from xnat_download.bids_rules import name_images
 from xnat_download.catalog import Scan, Session
 
 SESSION = Session(id="E1", label="sub-1_ses-1", subject_label="sub-1")
@@ -29,7 +30,10 @@ def test_subject_and_session_labels_are_cleaned(subject, session, expected):
     ("bold", "task-nback_run1", "nback"),
     ("func_faces", "", "faces"),
     ("fMRI", "resting state", "rest"),
-    ("fMRI", "interest", "task"),
+    ("fMRI", "interest", "interest"),
+    ("fcMRI", "", "rest"),
+    ("rs_fMRI_AP", "", "rest"),
+    ("cmrr_mbep2d_bold_faces_run1", "", "faces"),
 ])
 def test_the_task_comes_from_the_type_or_description(scan_type, description, task):
     assert task_of(Scan(id="3", type=scan_type, series_description=description)) == task
@@ -58,8 +62,9 @@ def names(images: list[Image], rules=common.BIDS_MAP) -> list[str | None]:
     ("func_rest", "bold_rest_ap", "func/sub-1_ses-1_task-rest_bold"),
     ("SBRef", "rest_bold_SBRef", "func/sub-1_ses-1_task-rest_sbref"),
     ("SBRef", "dwi_AP_SBRef", "dwi/sub-1_ses-1_sbref"),
-    ("localizer", "t1_localizer", "no rule of the map"),
-    ("swi", "swi_tra", "no rule of the map"),
+    ("localizer", "t1_localizer", "skipped by the default map"),
+    # no row names it, and its sidecar says nothing of what it is: left out, with the reason
+    ("swi", "swi_tra", "not an image BIDS names without a rule (T1w, T2w, FLAIR, BOLD, DWI or a field map)"),
 ])
 def test_the_default_map_first_match_wins(scan_type, description, expected):
     assert names([image("1", scan_type, description)]) == [expected]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nibabel
 import numpy
+import pydicom
 import pytest
 
 from cli import run_script
@@ -21,22 +22,29 @@ SESSION_SCRIPT = "4_download_session.py"
 SESSIONS = {"siemens_xa30": "siemens", "siemens_gre": "siemens", "siemens_epi": "siemens", "ge_1": "ge",
             "philips_1": "philips"}
 
-# What the default map makes of the VENDOR sessions: each BIDS image (path without extension) and
-# the image dcm2niix makes of the same scan (session, scan ID, the suffix dcm2niix adds). Left out,
-# and only named in the note: the derived images (siemens_xa30's ADC series, the Philips DTI's ADC),
-# and what the default map does not recognise (siemens_epi's "EPI PE=AP" and the like, Philips
-# "EPI_asc"): their descriptions name no BOLD run and no field map.
+# What the default rules make of the VENDOR sessions: each BIDS image (path without extension) and
+# the image dcm2niix makes of the same scan (session, scan ID, the suffix dcm2niix adds). The XA30
+# BOLD is named by ReproIn (func-bold_task-fa_run-1: its entities as written); the Siemens "EPI PE=.."
+# series and the Philips EPI_asc, which no name or map row names, are identified as BOLD by their
+# sidecars (EPI, more than one volume), the four directions of one session each getting dir-.
+# Left out, and only named in the note: the derived images (siemens_xa30's ADC series, the
+# Philips DTI's ADC).
 DEFAULT_TREE = {
-    "sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_bold": ("siemens_xa30", "7", ""),
+    "sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold": ("siemens_xa30", "7", ""),
     "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_magnitude1": ("siemens_xa30", "8", "_e1"),
     "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_magnitude2": ("siemens_xa30", "8", "_e2"),
     "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_phasediff": ("siemens_xa30", "9", "_e2_ph"),
     "sub-siemens/ses-gre/fmap/sub-siemens_ses-gre_magnitude1": ("siemens_gre", "2", "_e1"),
     "sub-siemens/ses-gre/fmap/sub-siemens_ses-gre_magnitude2": ("siemens_gre", "2", "_e2"),
     "sub-siemens/ses-gre/fmap/sub-siemens_ses-gre_phasediff": ("siemens_gre", "3", "_e2_ph"),
+    "sub-siemens/ses-epi/func/sub-siemens_ses-epi_task-epipe_dir-AP_bold": ("siemens_epi", "3", ""),
+    "sub-siemens/ses-epi/func/sub-siemens_ses-epi_task-epipe_dir-PA_bold": ("siemens_epi", "4", ""),
+    "sub-siemens/ses-epi/func/sub-siemens_ses-epi_task-epipe_dir-RL_bold": ("siemens_epi", "5", ""),
+    "sub-siemens/ses-epi/func/sub-siemens_ses-epi_task-epipe_dir-LR_bold": ("siemens_epi", "6", ""),
     "sub-ge/ses-1/dwi/sub-ge_ses-1_dwi": ("ge_1", "1", ""),
     "sub-ge/ses-1/fmap/sub-ge_ses-1_fieldmap": ("ge_1", "6", "_fieldmaphz"),
     "sub-ge/ses-1/fmap/sub-ge_ses-1_magnitude": ("ge_1", "6", ""),
+    "sub-philips/ses-1/func/sub-philips_ses-1_task-asc_bold": ("philips_1", "201", ""),
     "sub-philips/ses-1/dwi/sub-philips_ses-1_dwi": ("philips_1", "601", ""),
     "sub-philips/ses-1/fmap/sub-philips_ses-1_fieldmap": ("philips_1", "801", "_e2_fieldmaphz"),
     "sub-philips/ses-1/fmap/sub-philips_ses-1_magnitude": ("philips_1", "801", "_e1"),
@@ -134,10 +142,13 @@ def expected_files(stems) -> set[str]:
 def test_every_vendor_session_converts_every_image_the_default_map_names(converted):
     result, root = converted
     assert result.returncode == 0, result.stderr
-    assert dataset_files(root / "bids") == expected_files(DEFAULT_TREE)
+    scans_tables = {f"{stem.rsplit('/', 2)[0]}/{stem.rsplit('/', 2)[0].replace('/', '_')}_scans.tsv"
+                    for stem in DEFAULT_TREE}
+    assert dataset_files(root / "bids") == expected_files(DEFAULT_TREE) | scans_tables
     assert "Traceback" not in result.stderr
-    for scan in ("11 (DWI_dir80_PA_ADC) of siemens_xa30", "3 (EPI PE=AP) of siemens_epi",
-                 "6 (EPI PE=LR) of siemens_epi", "201 (EPI_asc) of philips_1", "601 (dti_ax) of philips_1"):
+    for scan in ("11 (DWI_dir80_PA_ADC) of siemens_xa30: a derived image",
+                 "601 (dti_ax) of philips_1, image 601_session-philips_1_WIP_dti_ax_20180517113239_ADC.nii.gz: "
+                 "a derived image"):
         assert f"scan {scan}" in result.stderr   # named in the note of what was left out
 
 
@@ -172,8 +183,42 @@ def test_the_real_series_carry_what_bids_apps_need(converted):
         if stem.endswith("_fieldmap"):
             assert sidecar["Units"] == "Hz", stem
         if stem.endswith("_bold"):
-            assert nibabel.load(bids / f"{stem}.nii.gz").ndim == 4 and sidecar["RepetitionTime"] == 1
-            assert sidecar["TaskName"] == "fa"
+            assert nibabel.load(bids / f"{stem}.nii.gz").ndim == 4 and sidecar["RepetitionTime"] > 0
+            assert sidecar["TaskName"] == stem.split("task-")[1].split("_")[0]
+
+
+def first_dicom(root: Path, session: str, scan_id: str):
+    folder = scan_folder(root, session, scan_id)
+    return pydicom.dcmread(next(path for path in sorted(folder.rglob("*")) if path.is_file()
+                                and not path.name.startswith(".")), stop_before_pixels=True)
+
+
+def test_each_session_lists_its_images_with_acq_time_and_participants_have_age_and_sex(converted):
+    _, root = converted
+    bids = root / "bids"
+    for stem, (session, scan_id, suffix) in DEFAULT_TREE.items():
+        folder = stem.rsplit("/", 2)[0]
+        table = (bids / folder / f"{folder.replace('/', '_')}_scans.tsv").read_text().splitlines()
+        assert table[0] == "filename\tacq_time"
+        rows = dict(line.split("\t") for line in table[1:])
+        sidecar = json.loads((bids / f"{stem}.json").read_text())
+        dicom = first_dicom(root, session, scan_id)
+        date = next(str(dicom.get(key)) for key in ("AcquisitionDate", "SeriesDate", "StudyDate") if dicom.get(key))
+        # the DICOM's date, the sidecar's time (n/a where dcm2niix found none)
+        expected = f"{date[:4]}-{date[4:6]}-{date[6:]}T{sidecar['AcquisitionTime']}" \
+            if "AcquisitionTime" in sidecar else "n/a"
+        assert rows[stem.split("/", 2)[2] + ".nii.gz"] == expected, stem
+    participants = [line.split("\t") for line in (bids / "participants.tsv").read_text().splitlines()]
+    assert participants[0] == ["participant_id", "age", "sex"]
+    for label, age, sex in participants[1:]:
+        # a subject of several sessions: as one of its sessions' DICOM says
+        dicoms = [first_dicom(root, session, scan_id) for stem, (session, scan_id, _) in DEFAULT_TREE.items()
+                  if stem.startswith(label + "/")]
+        assert sex in {dicom.get("PatientSex") or "n/a" for dicom in dicoms}, label
+        assert age in {str(int(dicom.PatientAge[:3])) if str(dicom.get("PatientAge", "")).strip("0Y") else "n/a"
+                       for dicom in dicoms}, label
+    assert any(row[1:] != ["n/a", "n/a"] for row in participants[1:])   # the vendor data hold some
+    assert {"age", "sex"} <= set(json.loads((bids / "participants.json").read_text()))
 
 
 def test_field_maps_are_intended_for_the_session_s_func_and_dwi_images(converted):
@@ -188,9 +233,10 @@ def test_field_maps_are_intended_for_the_session_s_func_and_dwi_images(converted
             assert set(intended) == targets, sidecar_path.name
     # the sessions with a field map and something to correct, and what the field maps name
     assert json.loads((bids / "sub-siemens/ses-xa30/fmap/sub-siemens_ses-xa30_phasediff.json").read_text())[
-        "IntendedFor"] == ["bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_bold.nii.gz"]
+        "IntendedFor"] == ["bids::sub-siemens/ses-xa30/func/sub-siemens_ses-xa30_task-fa_run-1_bold.nii.gz"]
     assert sorted(json.loads((bids / "sub-philips/ses-1/fmap/sub-philips_ses-1_fieldmap.json").read_text())[
-        "IntendedFor"]) == ["bids::sub-philips/ses-1/dwi/sub-philips_ses-1_dwi.nii.gz"]
+        "IntendedFor"]) == ["bids::sub-philips/ses-1/dwi/sub-philips_ses-1_dwi.nii.gz",
+                            "bids::sub-philips/ses-1/func/sub-philips_ses-1_task-asc_bold.nii.gz"]
     assert sorted(json.loads((bids / "sub-ge/ses-1/fmap/sub-ge_ses-1_fieldmap.json").read_text())[
         "IntendedFor"]) == ["bids::sub-ge/ses-1/dwi/sub-ge_ses-1_dwi.nii.gz"]
 

@@ -29,7 +29,12 @@ script (common.py imports names, the first of them):
     fetch_session one session's scans at a time: what is present, routes, outcomes, the run's tally
     bids_config dcm2bids configuration files (--bids-config), checked before anything is fetched
     bids_match  dcm2bids's rules: criteria, acquisition order, entity order, runs, ids
-    bids_names  BIDS names: the default map, dcm2bids configurations, labels, runs
+    bids_names  BIDS names: the name, labels, directions, image kinds; dcm2bids configurations
+    bids_reproin ReproIn series names, read as heudiconv's reproin heuristic reads them
+    bids_identify what an image is, from its sidecar and NIfTI header: rules by datatype and suffix
+    bids_rules  the default naming: ReproIn, the default map, identification; labels and runs
+    bids_dicom  what --bids reads of DICOM headers and dcm2niix's files beside the sidecar
+    bids_tables scans.tsv rows and the participant's age and sex
     bids_dataset the dataset's shared files (record, participants, README) under a lock
     bids        the BIDS dataset: dcm2niix on each verified scan, moved into place, a record
     download    the story of scripts 3 and 4: plan, fetch or --dry-run, --bids, summary

@@ -21,9 +21,12 @@ from pathlib import Path
 
 from xnat_download.bids_config import BidsConfig
 from xnat_download.bids_dataset import BidsDataset
+from xnat_download.bids_dicom import add_image_facts, session_facts, why_no_image
+from xnat_download.bids_identify import NAMING_FIELDS as IDENTIFYING_FIELDS
 from xnat_download.bids_match import ORDER_KEYS
-from xnat_download.bids_names import (Image, NamedImage, map_by_type, name_images, session_label,
-                                      subject_label)
+from xnat_download.bids_names import Image, NamedImage, session_label, subject_label
+from xnat_download.bids_rules import is_skipped, name_images
+from xnat_download.bids_tables import participant_facts, scans_table
 from xnat_download.catalog import Scan, Session, natural_key
 from xnat_download.disk import describe_disk_error, write_json
 from xnat_download.errors import DiskProblem, XnatError
@@ -40,9 +43,11 @@ OUTPUT_EXTENSIONS = (".nii.gz", ".json", ".bval", ".bvec")
 # where %f is the folder dcm2bids was given: as if given the session's download folder.
 DCM2NIIX_OPTIONS = ["-b", "y", "-ba", "y", "-z", "y", "-1"]
 DCM2BIDS_FILE_NAME = "%3s_{folder}_%p_%t"
-# The sidecar fields the record keeps of each image, so that a rerun names it again unconverted.
-NAMING_FIELDS = ("ImageType", "EchoNumber", "Units", "PhaseEncodingDirection", "EchoTime1",
-                 "TaskName", *ORDER_KEYS)
+# The sidecar fields the record keeps of each image, so that a rerun names it again unconverted:
+# those the default rules read (bids_identify), and those dcm2bids orders runs by.
+NAMING_FIELDS = tuple(sorted({*IDENTIFYING_FIELDS, *ORDER_KEYS}))
+# Changes whenever the default rules name images differently: a rerun then names them again.
+DEFAULT_RULES_VERSION = "identify-1"
 
 
 @dataclass
@@ -58,7 +63,8 @@ class BidsOptions:
 
     def fingerprint(self) -> str:
         """Changes when the naming rules change (a rerun then converts again)."""
-        return hashlib.md5(repr(self.rules).encode("utf-8", "surrogateescape")).hexdigest()
+        rules = repr(self.rules) + ("" if self.config is not None else DEFAULT_RULES_VERSION)
+        return hashlib.md5(rules.encode("utf-8", "surrogateescape")).hexdigest()
 
     def kept_fields(self) -> set[str]:
         fields = set(NAMING_FIELDS)
@@ -120,6 +126,8 @@ class Conversion:
     images: list[Image] = field(default_factory=list)
     files: dict[str, dict[str, Path]] = field(default_factory=dict)   # image stem -> ext -> file
     problem: str = ""
+    no_image: str = ""             # why valid DICOM gave no image (not a failure)
+    facts: dict = field(default_factory=dict)   # bids_dicom.session_facts of its DICOM
 
 
 class BidsWriter:
@@ -147,8 +155,8 @@ class BidsWriter:
 
     def scan_ready(self, plan: ScanPlan, manifest: Manifest) -> None:
         """Every file of the scan is verified: convert it now, unless it was converted before
-        from the same files by the same rules, or the default map has no rule for it."""
-        if self.options.config is None and map_by_type(plan.scan, self.options.bids_map) is None:
+        from the same files by the same rules, or the default rules skip it (a localizer)."""
+        if self.options.config is None and is_skipped(plan.scan, self.options.bids_map):
             self._note(plan.session, plan.scan, "")
             return
         key, digest = record_key(plan.source), inputs_digest(plan, manifest)
@@ -163,9 +171,9 @@ class BidsWriter:
                     and entry.get("rules") == self.options.fingerprint()
                     and all((self.folder / name).is_file() for name in recorded_files(entry)))
 
-    def _convert(self, plan: ScanPlan) -> tuple[Path, list[tuple[str, dict[str, Path], dict]], str]:
+    def _convert(self, plan: ScanPlan) -> tuple[Path, list[tuple[str, dict[str, Path], dict]], str, dict]:
         """dcm2niix on the scan folder, into a fresh work folder inside the dataset: each image's
-        files and sidecar, or why there are none."""
+        files and sidecar, or why there are none; and what its DICOM says of the session."""
         work = make_work_folder(self.folder / WORK_FOLDER, f"scan-{plan.scan.id}-")
         file_name = DCM2BIDS_FILE_NAME.format(folder=plan.folder.parent.name.replace("%", "_"))
         command = [self.options.dcm2niix, *DCM2NIIX_OPTIONS, "-f", file_name, "-o", str(work), str(plan.folder)]
@@ -179,18 +187,23 @@ class BidsWriter:
             with self.lock:
                 self.running.discard(process)
         stems = sorted(path.name[:-len(".nii.gz")] for path in work.glob("*.nii.gz"))
+        facts = session_facts(plan.folder)
         if process.returncode != 0 or not stems:
+            no_image = why_no_image(plan.folder)
+            if no_image:
+                return work, [], "", {**facts, "no_image": no_image}
             last = [line for line in output.splitlines() if line.strip()][-1:] or [""]
             return work, [], (f"dcm2niix could not convert it (exit {process.returncode}: "
-                              f"{last[0].strip()[:160]})")
+                              f"{last[0].strip()[:160]})"), facts
         images = []
         for stem in stems:
             files = {ext: work / (stem + ext) for ext in OUTPUT_EXTENSIONS if (work / (stem + ext)).is_file()}
             sidecar = json.loads(files[".json"].read_text(encoding="utf-8")) if ".json" in files else {}
             if ".json" in files:
                 sidecar["SidecarFilename"] = stem + ".json"
+            add_image_facts(sidecar, files, facts)
             images.append((stem, files, sidecar))
-        return work, images, ""
+        return work, images, "", facts
 
     # --- when the session's downloads are done ---
 
@@ -200,7 +213,9 @@ class BidsWriter:
         self.pending = [(s, c) for s, c in self.pending if s is not session]
         for conversion in conversions:
             self._collect(conversion)
-        ready = [c for c in conversions if not c.problem]
+            if conversion.no_image:
+                self._note(session, conversion.scan, f": {conversion.no_image}")
+        ready = [c for c in conversions if not c.problem and not c.no_image]
         if not ready and not self.folder.is_dir():
             return   # nothing to place, and no dataset to keep up to date
         labels = (subject_label(session), session_label(session), session.subject_label, session.label)
@@ -214,6 +229,9 @@ class BidsWriter:
                 named = name_images(session, [image for c in ready for image in c.images], self.options.rules)
                 if self._place_session(session, ready, named):
                     self.dataset.add_session(*labels)
+                    self.dataset.add_participant_facts(f"sub-{labels[0]}", participant_facts(c.facts for c in ready))
+                    if self.options.config is None:   # dcm2bids writes none: parity
+                        self._write_scans_table(session, labels[0], labels[1])
         except OSError as error:
             raise DiskProblem(describe_disk_error(error, self.folder)) from None
         finally:
@@ -227,9 +245,11 @@ class BidsWriter:
             entry = self.record["scans"][conversion.key]
             conversion.images = [Image(conversion.scan, item["stem"], item["sidecar"])
                                  for item in entry["images"]]
+            conversion.facts = dict(entry.get("participant", {}))
             return
         try:
-            conversion.work, images, conversion.problem = conversion.future.result()
+            conversion.work, images, conversion.problem, conversion.facts = conversion.future.result()
+            conversion.no_image = conversion.facts.pop("no_image", "")
         except OSError as error:
             conversion.problem = f"dcm2niix could not run: {error.strerror or error}"
         except ValueError:   # a sidecar that is not JSON
@@ -318,6 +338,16 @@ class BidsWriter:
         self.unnamed.append((natural_key(session.label), natural_key(scan.id),
                              f"scan {scan.id} ({scan.type}) of {session.label}{why}"))
 
+    def _write_scans_table(self, session: Session, subject: str, ses: str) -> None:
+        folder = f"sub-{subject}/ses-{ses}"
+        table = self.folder / folder / f"sub-{subject}_ses-{ses}_scans.tsv"
+        text = scans_table(self.record["scans"].values(), self.project, session.label, folder)
+        with contextlib.suppress(OSError):
+            if table.read_text(encoding="utf-8") == text:
+                return   # a rerun with nothing new touches nothing
+        if text:
+            self.dataset.write_whole(table, text)
+
     @property
     def skipped(self) -> list[str]:
         """What has no BIDS name, in session and scan order (conversions end in any order)."""
@@ -371,6 +401,7 @@ class BidsWriter:
         kept = self.options.kept_fields()
         return {"inputs": conversion.digest, "rules": self.options.fingerprint(),
                 "project": self.project, "session": session_label,
+                "participant": {key: value for key, value in conversion.facts.items() if key in ("age", "sex")},
                 "scan": {"id": conversion.scan.id, "type": conversion.scan.type,
                          "series_description": conversion.scan.series_description},
                 "images": [{"stem": item.image.stem,

@@ -22,6 +22,11 @@ from xnat_download.manifest import folder_lock
 RECORD_NAME = ".xnat-bids.json"
 BIDS_VERSION = "1.9.0"
 PARTICIPANTS = "participants.tsv"
+# Columns of participants.tsv filled from the DICOM (PatientAge, PatientSex), and their description.
+PARTICIPANT_COLUMNS = {"age": {"Description": "Age of the participant at the scan (DICOM PatientAge)",
+                               "Units": "year"},
+                       "sex": {"Description": "Sex of the participant (DICOM PatientSex)",
+                               "Levels": {"M": "male", "F": "female", "O": "other"}}}
 
 
 class BidsDataset:
@@ -35,6 +40,7 @@ class BidsDataset:
         self.record_format = record_format
         self.record = self.read_record()   # a snapshot: the record is replaced whole, never half
         self.participants: set[str] = set()
+        self.facts: dict[str, dict] = {}   # sub-<S> -> {"age": ..., "sex": ...} from the DICOM
 
     def read_record(self) -> dict:
         """The record on disk. Scans recorded in another format count as not converted (they are
@@ -66,6 +72,7 @@ class BidsDataset:
             self.record = self.read_record()
             before = json.dumps(self.record, sort_keys=True)
             self.participants = set()
+            self.facts = {}
             try:
                 yield
             except BaseException:
@@ -85,9 +92,7 @@ class BidsDataset:
                 "Name": self.project, "BIDSVersion": BIDS_VERSION, "DatasetType": "raw",
                 "GeneratedBy": [{"Name": "xnat-download",
                                  "Description": "XNAT scans converted with dcm2niix"}]}, indent=2) + "\n")
-            self.write_if_absent("participants.json", json.dumps({
-                "participant_id": {"Description": "The XNAT subject label, without a leading sub-, "
-                                                  "cut to ASCII letters and digits"}}, indent=2) + "\n")
+            self.write_participants_json()
             self.write_if_absent("README", (
                 f"# {self.project}\n\nThe scans of the XNAT project {self.project}, downloaded and "
                 f"converted to BIDS (NIfTI and JSON sidecars, with dcm2niix) by xnat-download.\n"
@@ -114,6 +119,12 @@ class BidsDataset:
                     f"was not converted: rename one of them in XNAT, or convert it into another "
                     f"folder (--bids DIR)")
         return ""
+
+    def add_participant_facts(self, participant: str, facts: dict) -> None:
+        """Age and sex of a participant (sub-<S>) for participants.tsv, where the DICOM has them."""
+        if facts:
+            self.facts[participant] = facts
+            self.participants.add(participant)
 
     def add_session(self, bids_subject: str, bids_session: str, xnat_subject: str,
                     xnat_session: str) -> None:
@@ -147,13 +158,47 @@ class BidsDataset:
         has_header = bool(rows) and rows[0][:1] == ["participant_id"]
         header, body = (rows[0], rows[1:]) if has_header else (["participant_id"], rows)
         missing = self.participants - {row[0] for row in body}
-        if has_header and not missing:
+        wanted = [column for column in PARTICIPANT_COLUMNS if column not in header
+                  and any(column in facts for facts in self.facts.values())]
+        if has_header and not missing and not wanted and not self.facts_change(header, body):
             return
+        header = header + wanted
+        body = [row + ["n/a"] * (len(header) - len(row)) for row in body]
         body += [[label] + ["n/a"] * (len(header) - 1) for label in sorted(missing)]
+        for row in body:
+            for column, value in self.facts.get(row[0], {}).items():
+                if column in header and row[header.index(column)] == "n/a":
+                    row[header.index(column)] = str(value)
         body.sort(key=lambda row: row[0])
         text = io.StringIO()
         csv.writer(text, delimiter="\t", lineterminator="\n").writerows([header] + body)
         self.write_whole(table, text.getvalue())
+
+    def facts_change(self, header: list[str], body: list[list[str]]) -> bool:
+        """Whether some age or sex from the DICOM would fill a cell that is n/a."""
+        cells = {row[0]: row for row in body}
+        return any(column in header and row_of is not None and len(row_of) > header.index(column)
+                   and row_of[header.index(column)] == "n/a"
+                   for label, facts in self.facts.items() for column in facts
+                   for row_of in [cells.get(label)])
+
+    def write_participants_json(self) -> None:
+        """participants.json: the description of each column; age and sex added once they exist."""
+        path = self.folder / "participants.json"
+        try:
+            described = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            described = None
+        if os.path.lexists(path) and not isinstance(described, dict):
+            return   # not ours to rewrite
+        described = described or {"participant_id": {
+            "Description": "The XNAT subject label, without a leading sub-, cut to ASCII letters and digits"}}
+        before = dict(described)
+        for column, description in PARTICIPANT_COLUMNS.items():
+            if any(column in facts for facts in self.facts.values()):
+                described.setdefault(column, description)
+        if described != before or not os.path.lexists(path):
+            self.write_whole(path, json.dumps(described, indent=2) + "\n")
 
     def write_if_absent(self, name: str, text: str) -> None:
         if not os.path.lexists(self.folder / name):

@@ -1,6 +1,5 @@
-"""BIDS names for the images dcm2niix makes of a session's scans: by the default map in common.py
-(each scan matched on XNAT's type and series description, then each of its images named on its
-own sidecar), or by a dcm2bids configuration (each image matched on its sidecar, with dcm2bids's
+"""BIDS names for the images dcm2niix makes of a session's scans: what every naming shares (the
+name, labels, directions, image kinds), and naming by a dcm2bids configuration (each image matched on its sidecar, with dcm2bids's
 semantics: bids_match); subject and session labels cleaned, runs numbered, and the sidecar fields
 each image's sidecar takes (TaskName, IntendedFor, a configuration's sidecar_changes)."""
 from __future__ import annotations
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from xnat_download.bids_config import BidsConfig
 from xnat_download.bids_match import (dcm2bids_stem, in_acquisition_order, kept_entities,
                                       matching_descriptions, numbered_duplicates, resolved_changes)
-from xnat_download.catalog import Scan, Session, natural_key, scan_matches
+from xnat_download.catalog import Scan, Session
 
 NOT_LETTERS_OR_DIGITS = re.compile(r"[^A-Za-z0-9]")
 # The order BIDS puts entities in, between ses- and the suffix.
@@ -22,10 +21,6 @@ DERIVED_IMAGE_TYPES = {"DERIVED", "ADC", "TRACE", "TRACEW", "FA"}
 DERIVED_FILE_ENDINGS = re.compile(r"_(ADC|TRACE|TRACEW|FA|ColFA)$", re.I)
 # PhaseEncodingDirection as a dir- label, as dcm2bids reads it (for axial images).
 DIRECTION_LABELS = {"j-": "AP", "j": "PA", "i-": "LR", "i": "RL"}
-PARTS = {"magnitude": "mag", "phase": "phase", "real": "real", "imaginary": "imag"}
-# BIDS has echo- for anat and func images only (dwi and field maps have none).
-ECHO_DATATYPES = ("anat", "func")
-DIFFUSION_PATTERNS = ("*dwi*", "*dti*", "*diff*")
 
 
 @dataclass(frozen=True)
@@ -94,19 +89,53 @@ def session_label(session: Session) -> str:
     return letters_and_digits(label) or letters_and_digits(session.label) or "1"
 
 
-def task_of(scan: Scan) -> str:
-    """task-<x> in the type or description, else func_<x>, else rest if a word starts with it,
-    else task."""
-    texts = [scan.type, scan.series_description]
-    for pattern in (r"task-([A-Za-z0-9]+)", r"func_([A-Za-z0-9]+)"):
-        for text in texts:
-            match = re.search(pattern, text or "", re.I)
-            if match:
-                return match.group(1).lower()
-    # A word that starts with rest (rest, resting, rest_ap), not one that ends in it (interest).
-    if any(re.search(r"(?<![a-z])rest", (text or "").lower()) for text in texts):
-        return "rest"
-    return "task"
+# Words of a description that say how a run was acquired, not which task it was.
+ACQUISITION_WORDS = {"bold", "fmri", "tfmri", "func", "functional", "epi", "ep", "d", "cmrr", "mb", "sms",
+                     "mbep", "task", "run", "sbref", "ap", "pa", "lr", "rl", "moco", "pace", "mosaic",
+                     "se", "gre", "ge", "fe", "feepi", "wip", "clear", "sense", "asset", "hyperband", "hb",
+                     "iso", "mm", "ms", "tr", "te", "acq", "dir", "x", "s", "p", "mux", "arc", "pe",
+                     "multiband", "mbepi", "epd", "mbepd", "ax", "sag", "cor", "tra", "axial", "bld", "ipat", "grappa", "sl", "slices", "vol", "vols", "dyn",
+                     "fov", "nopf", "pf", "new", "old", "copy", "repeat", "bis", "ter", "echo", "me", "pha",
+                     "phase", "mag", "magnitude", "physiolog", "physio"}
+# Tokens of a description that are settings: 2mm, 1p5mm, 2x2x2, mb4, p2, e2, 64ch, 1000tr.
+ACQUISITION_TOKEN = re.compile(r"\d+(p\d+)?(mm|ms|s|ch|tr|te|sl|dir|dirs|vol|vols)?|(\d+x)+\d+(mm)?|"
+                               r"[A-Za-z]{1,2}\d+", re.I)
+# How a resting-state run is named, as a word of the description.
+REST_WORDS = {"rs", "rsfmri", "rsfcmri", "fcmri", "rfmri", "rsbold", "rsfc", "restingstate"}
+
+
+def task_of(scan: Scan, sidecar: dict | None = None) -> str:
+    """task-<x> in a name, else func_<x>, else rest (rest, resting, rs, fcMRI ...), else the
+    words of the description that are not about the acquisition (faces_run1_AP -> faces)."""
+    sidecar = sidecar or {}
+    texts = [scan.type, scan.series_description, sidecar.get("SeriesDescription"), sidecar.get("ProtocolName")]
+    texts = [str(text) for text in texts if text]
+    for text in texts:
+        match = re.search(r"task-([A-Za-z0-9]+)", text, re.I)
+        if match:
+            return match.group(1).lower()
+    for text in texts:
+        match = re.search(r"func_([A-Za-z0-9]+)", text, re.I)
+        if match and match.group(1).lower() not in ACQUISITION_WORDS:
+            return match.group(1).lower()
+    for text in texts:
+        tokens = {token.lower() for token in re.findall(r"[A-Za-z0-9]+", text)}
+        # a word that starts with rest (rest, resting, rest_ap), not one that ends in it (interest)
+        if re.search(r"(?<![a-z])rest", text.lower()) or tokens & REST_WORDS \
+                or {word.lower() for word in re.findall(r"[A-Za-z]+", text)} & REST_WORDS:
+            return "rest"
+    for text in texts:
+        kept = [token.lower() for token in re.findall(r"[A-Za-z0-9]+", text)
+                if token.lower() not in ACQUISITION_WORDS and not ACQUISITION_TOKEN.fullmatch(token)
+                and re.sub(r"\d+", "", token.lower()) not in ACQUISITION_WORDS | {""}]
+        if kept:
+            return "".join(kept)[:24]
+    # only acquisition words: then the description itself, without its direction and run, so
+    # that two protocols never take one label (cmrr_mbep2d_bold_mb4_AP -> cmrrmbep2dboldmb4), and a
+    # run's SBRef and phase series take its label
+    tokens = [token for token in re.findall(r"[A-Za-z0-9]+", texts[0] if texts else "")
+              if not re.fullmatch(r"AP|PA|LR|RL|run\d*|\d+|sbref|pha|phase|mag", token, re.I)]
+    return "".join(tokens).lower()[:32] or "unknown"
 
 
 def direction_of(scan: Scan, sidecar: dict) -> str | None:
@@ -132,93 +161,6 @@ def image_kind(image: Image) -> str:
     if types & {"REAL", "IMAGINARY"}:
         return "real" if "REAL" in types else "imaginary"
     return "magnitude"
-
-
-# --- the default map ----------------------------------------------------------------------------
-
-def map_by_type(scan: Scan, bids_map: list) -> tuple[str, str] | None:
-    """(datatype, suffix) of the first rule whose patterns match; None when none does or the
-    rule skips the scan."""
-    for patterns, datatype, suffix in bids_map:
-        if scan_matches(scan, patterns):
-            return (datatype, suffix) if datatype else None
-    return None
-
-
-def default_image_name(session: Session, image: Image, rule: tuple[str, str],
-                       siblings: list[Image]) -> tuple[BidsName | None, str]:
-    """The name of one image of a scan the rule matched; `siblings` are all the scan's images."""
-    kind = image_kind(image)
-    if kind == "derived":
-        return None, "a derived image"
-    datatype, suffix = rule
-    name = BidsName(subject_label(session), session_label(session), datatype, suffix)
-    kinds = [image_kind(sibling) for sibling in siblings]
-    echo = image.sidecar.get("EchoNumber")
-    if datatype == "fmap" and suffix == "fieldmap":
-        if kind == "hz":
-            return replace(name, suffix="fieldmap"), ""
-        if kind == "phase":
-            two_phases = kinds.count("phase") > 1 and "EchoTime1" not in image.sidecar
-            return replace(name, suffix=f"phase{echo or 1}" if two_phases else "phasediff"), ""
-        if kind == "magnitude":
-            return replace(name, suffix="magnitude" if "hz" in kinds else f"magnitude{echo or 1}"), ""
-        return None, f"a {kind} field map image, which BIDS has no name for"
-    if datatype == "fmap" and suffix == "epi":
-        direction = direction_of(image.scan, image.sidecar)
-        if kind != "magnitude" or direction is None:
-            return None, ("no phase-encoding direction" if kind == "magnitude"
-                          else f"a {kind} image of a spin-echo field map")
-        return name.with_entity("dir", direction), ""
-    if suffix == "sbref" and scan_matches(image.scan, DIFFUSION_PATTERNS):
-        name = replace(name, datatype="dwi")   # a DWI's single-band reference
-    elif datatype == "func":
-        name = name.with_entity("task", task_of(image.scan))
-    echoes = {sibling.sidecar.get("EchoNumber") for sibling, sibling_kind in zip(siblings, kinds)
-              if sibling_kind == kind}
-    if len(echoes) > 1 and echo is not None and name.datatype in ECHO_DATATYPES:
-        name = name.with_entity("echo", str(echo))
-    if len({k for k in kinds if k in PARTS}) > 1 and kind in PARTS:
-        name = name.with_entity("part", PARTS[kind])
-    return name, ""
-
-
-def name_by_map(session: Session, images: list[Image], bids_map: list) -> list[NamedImage]:
-    """Each image named by the default map; images of one name get run-1, run-2, ... in natural
-    scan-ID order; field maps' sidecars list the session's func and dwi images in IntendedFor."""
-    by_scan: dict[str, list[Image]] = {}
-    for image in images:
-        by_scan.setdefault(image.scan.id, []).append(image)
-    named = []
-    for image in images:
-        rule = map_by_type(image.scan, bids_map)
-        if rule is None:
-            named.append(NamedImage(image, None, "no rule of the map"))
-            continue
-        name, why = default_image_name(session, image, rule, by_scan[image.scan.id])
-        named.append(NamedImage(image, name, why))
-    number_runs(named)
-    targets = sorted(f"bids::{n.name.path()}.nii.gz" for n in named
-                     if n.name and n.name.datatype in ("func", "dwi"))
-    for item in named:
-        if item.name is None:
-            continue
-        if item.name.datatype == "fmap" and targets:
-            item.changes["IntendedFor"] = targets
-        add_task_name(item)
-    return named
-
-
-def number_runs(named: list[NamedImage]) -> None:
-    """Images of a session that take one name get run-1, run-2, ... in natural scan-ID order."""
-    groups: dict[str, list[NamedImage]] = {}
-    for item in sorted((n for n in named if n.name), key=lambda n: (natural_key(n.image.scan.id),
-                                                                      n.image.stem)):
-        groups.setdefault(item.name.stem(), []).append(item)
-    for members in groups.values():
-        if len(members) > 1:
-            for run, item in enumerate(members, 1):
-                item.name = item.name.with_entity("run", str(run))
 
 
 def add_task_name(item: NamedImage) -> None:
@@ -272,13 +214,6 @@ def name_from_stem(subject: str, ses: str, datatype: str, stem: str) -> BidsName
                      and part.split("-", 1)[0] not in ("sub", "ses"))
     suffix = "_".join(part for part in parts if "-" not in part)
     return BidsName(subject, ses, datatype, suffix, entities)
-
-
-def name_images(session: Session, images: list[Image], rules: list | BidsConfig) -> list[NamedImage]:
-    """The session's images named by the default map (a list) or a dcm2bids configuration."""
-    if isinstance(rules, BidsConfig):
-        return name_by_config(session, images, rules)
-    return name_by_map(session, images, rules)
 
 
 def stand_in_sidecar(scan: Scan) -> dict:

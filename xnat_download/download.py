@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
 from xnat_download.bids import BidsOptions, BidsWriter
-from xnat_download.bids_names import BidsName, Image, map_by_type, name_images, stand_in_sidecar
+from xnat_download.bids_names import BidsName, Image, stand_in_sidecar
+from xnat_download.bids_rules import name_images, rule_source, scan_rule
 from xnat_download.catalog import Session
 from xnat_download.config import Config
 from xnat_download.connection import XnatClient
@@ -140,17 +141,21 @@ def show_jobs(client: XnatClient, config: Config, jobs: Iterable[SessionJob], op
 
 
 def show_bids_names(session: Session, plans: list[ScanPlan], options: BidsOptions, out: TextIO) -> None:
-    """The name each scan is planned to take, from what XNAT says of it: a real run names each
-    image dcm2niix makes of a scan on its own sidecar (echoes, phase, field map parts)."""
+    """The name each scan is planned to take, from what XNAT says of it, by the rules a real run
+    names by: a real run names each image dcm2niix makes of a scan on its own sidecar (echoes,
+    phase, field map parts), and identifies the series no name or map row names."""
     images = [Image(plan.scan, f"scan-{plan.scan.id}", stand_in_sidecar(plan.scan)) for plan in plans]
     named = name_images(session, images, options.rules)
     print("  bids names planned from XNAT's types and descriptions (each image dcm2niix makes "
           "is named on its own sidecar):", file=out)
-    for plan, item in zip(plans, named):
+    for plan, image, item in zip(plans, images, named):
         target = "no BIDS name (not converted)"
-        if item.name is not None:
+        source = rule_source(plan.scan, options.bids_map) if options.config is None else "config"
+        if source == "identify":
+            target = "named by what its images are, once converted"
+        elif item.name is not None:
             name = item.name
-            if options.config is None and map_by_type(plan.scan, options.bids_map) == ("fmap", "fieldmap"):
+            if source != "config" and scan_rule([image], options.bids_map)[0] == ("fmap", "fieldmap"):
                 # which parts a field map's series holds only its images tell (nor are they runs)
                 name = BidsName(name.subject, name.session, "fmap", FIELD_MAP_PARTS)
             target = f"{options.folder / name.path()}.nii.gz"
